@@ -1,0 +1,60 @@
+//! The command line: what the owner types.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// doorman: who came to the front door.
+///
+/// Exit codes: 0 done; 1 some inputs could not be used (each is named on
+/// stderr); 2 doorman could not do the job (bad config, missing models,
+/// store failure, bad usage).
+#[derive(Debug, Parser)]
+#[command(name = "doorman", version, about, long_about = None)]
+pub struct Cli {
+    /// The TOML config file [default: /etc/doorman/doorman.toml if present,
+    /// else built-in defaults].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log detail on stderr (-v: info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a named person from photos that each show their face.
+    Enroll {
+        /// The person's name, as doorman will report it.
+        #[arg(long)]
+        name: String,
+        /// With several faces in a photo, take the largest instead of failing.
+        #[arg(long)]
+        largest: bool,
+        /// Photos of the person (several make recognition more reliable).
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+    },
+    /// Say who is in each photo.
+    Identify {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+    },
+    /// Watch the camera and record one event per visit, until stopped
+    /// (the `files` source stops at the end of its folder).
+    Run {
+        /// Replay this folder of frames instead of `camera.path`.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
+    },
+    /// List the gallery's visitors with their visit counts.
+    Visitors,
+}

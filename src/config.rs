@@ -1,0 +1,401 @@
+//! The TOML configuration, parsed strictly into typed settings.
+//!
+//! Every field has a default and carries its unit in its name. An unknown
+//! key, a wrong type or a value out of range is an error that names the key,
+//! the value, the line and what is allowed: a typo must never silently fall
+//! back to a default on a device nobody watches.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer};
+
+use crate::models::Manifest;
+
+/// Where `doorman` looks when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/doorman/doorman.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Gallery database, events file and outbox live here.
+    pub state_dir: PathBuf,
+    /// Which gallery holds the embeddings.
+    pub store: StoreKind,
+    pub models: ModelsConfig,
+    pub camera: CameraConfig,
+    pub detect: DetectConfig,
+    pub recognize: RecognizeConfig,
+    pub visit: VisitConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// An SQLite file in `state_dir`: no account, no network.
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder with the model files named in the manifest.
+    pub dir: PathBuf,
+    /// `float` or `int8`, as listed in the manifest.
+    pub embedder_variant: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraSource {
+    /// JPEG/PNG files replayed in name order: tests, demos, evaluation.
+    Files,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    pub source: CameraSource,
+    /// Written into every event, so several doormen can share a gallery.
+    pub name: String,
+    /// `files`: the folder (or single image) to replay.
+    pub path: Option<PathBuf>,
+    /// `files`: frames per second of the replay clock; 0 replays as fast as
+    /// the pipeline goes, with capture times still spaced at `replay_fps`.
+    #[serde(deserialize_with = "non_negative_f32")]
+    pub replay_fps: f32,
+    /// `files`: the capture clock's rate when replaying as fast as possible.
+    #[serde(deserialize_with = "positive_f32")]
+    pub clock_fps: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Smallest face side, in frame pixels, that is looked for.
+    #[serde(deserialize_with = "min_face")]
+    pub min_face_px: u32,
+    /// Final detector score a face needs (O-Net).
+    #[serde(deserialize_with = "unit_interval")]
+    pub score_threshold: f32,
+    /// First-stage (P-Net) candidate threshold.
+    #[serde(deserialize_with = "unit_interval")]
+    pub pnet_threshold: f32,
+    /// Second-stage (R-Net) threshold.
+    #[serde(deserialize_with = "unit_interval")]
+    pub rnet_threshold: f32,
+    /// Frames and photos are shrunk so their longer side is at most this.
+    #[serde(deserialize_with = "frame_side")]
+    pub max_image_px: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognizeConfig {
+    /// Cosine similarity at or above which a face is a known visitor.
+    #[serde(deserialize_with = "cosine")]
+    pub match_threshold: f32,
+    /// Below this a face is a new visitor (when strangers are remembered);
+    /// between the two the visit is recorded as uncertain.
+    #[serde(deserialize_with = "cosine")]
+    pub new_threshold: f32,
+    /// Keep anonymous visitors' embeddings. Off by default: it stores
+    /// biometric data about people who never agreed to it.
+    pub remember_strangers: bool,
+    /// How many gallery matches a query asks for.
+    #[serde(deserialize_with = "top_k")]
+    pub top_k: usize,
+    /// Good new exemplars added to a known person, at most.
+    #[serde(deserialize_with = "exemplars")]
+    pub max_exemplars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisitConfig {
+    /// A visit ends after this long without its face.
+    #[serde(deserialize_with = "positive_f32")]
+    pub visit_gap_s: f32,
+    /// The best face crops kept per visit for the decision.
+    #[serde(deserialize_with = "best_faces")]
+    pub best_faces: usize,
+    /// Cosine similarity for a face to continue a visit.
+    #[serde(deserialize_with = "cosine")]
+    pub same_person_threshold: f32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: default_state_dir(),
+            store: StoreKind::Local,
+            models: ModelsConfig::default(),
+            camera: CameraConfig::default(),
+            detect: DetectConfig::default(),
+            recognize: RecognizeConfig::default(),
+            visit: VisitConfig::default(),
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        let variant = Manifest::builtin().embedder.default_variant.clone();
+        Self {
+            dir: crate::models::default_models_dir(),
+            embedder_variant: variant,
+        }
+    }
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            source: CameraSource::Files,
+            name: "front-door".into(),
+            path: None,
+            replay_fps: 0.0,
+            clock_fps: 5.0,
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let d = &Manifest::builtin().detector;
+        Self {
+            min_face_px: d.min_face_px,
+            score_threshold: d.onet_threshold,
+            pnet_threshold: d.pnet_threshold,
+            rnet_threshold: d.rnet_threshold,
+            max_image_px: 1280,
+        }
+    }
+}
+
+impl Default for RecognizeConfig {
+    fn default() -> Self {
+        let e = &Manifest::builtin().embedder;
+        Self {
+            match_threshold: e.match_threshold,
+            new_threshold: e.new_threshold,
+            remember_strangers: false,
+            top_k: 5,
+            max_exemplars: 10,
+        }
+    }
+}
+
+impl Default for VisitConfig {
+    fn default() -> Self {
+        Self {
+            visit_gap_s: 3.0,
+            best_faces: 5,
+            same_person_threshold: 0.75,
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` under systemd, else the user's state folder.
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("doorman");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/doorman"),
+        None => PathBuf::from("/var/lib/doorman"),
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        config
+            .check_relations()
+            .with_context(|| format!("{origin}: invalid settings"))?;
+        Ok(config)
+    }
+
+    /// Loads `path`; without an explicit path, a missing default file means
+    /// built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                log::debug!("no {} found, using built-in defaults", path.display());
+                Ok(Self::default())
+            }
+            Err(e) => Err(e).with_context(|| format!("reading the config file {}", path.display())),
+        }
+    }
+
+    /// Rules that tie several fields together.
+    fn check_relations(&self) -> Result<()> {
+        let r = &self.recognize;
+        if r.new_threshold > r.match_threshold {
+            anyhow::bail!(
+                "recognize.new_threshold ({}) must not be above recognize.match_threshold ({})",
+                r.new_threshold,
+                r.match_threshold
+            );
+        }
+        Ok(())
+    }
+
+    /// The SQLite gallery file.
+    pub fn gallery_path(&self) -> PathBuf {
+        self.state_dir.join("gallery.sqlite")
+    }
+
+    /// One JSON line per closed visit.
+    pub fn events_path(&self) -> PathBuf {
+        self.state_dir.join("events.jsonl")
+    }
+
+    pub fn detector_settings(&self) -> crate::detect::DetectorSettings {
+        let scale_factor = Manifest::builtin().detector.scale_factor;
+        crate::detect::DetectorSettings {
+            min_face_px: self.detect.min_face_px,
+            pnet_threshold: self.detect.pnet_threshold,
+            rnet_threshold: self.detect.rnet_threshold,
+            score_threshold: self.detect.score_threshold,
+            scale_factor,
+        }
+    }
+}
+
+/// Deserialises a number and checks it against an allowed range; the error
+/// (which toml places at the value's line and column) says what is allowed.
+macro_rules! ranged {
+    ($name:ident, $ty:ty, $ok:expr, $allowed:literal) => {
+        fn $name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<$ty, D::Error> {
+            let v = <$ty>::deserialize(d)?;
+            let ok: fn($ty) -> bool = $ok;
+            if ok(v) {
+                Ok(v)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "{v} is out of range; allowed: {}",
+                    $allowed
+                )))
+            }
+        }
+    };
+}
+
+ranged!(
+    unit_interval,
+    f32,
+    |v| (0.0..=1.0).contains(&v),
+    "0.0 to 1.0"
+);
+ranged!(
+    cosine,
+    f32,
+    |v| (-1.0..=1.0).contains(&v),
+    "-1.0 to 1.0 (cosine similarity)"
+);
+ranged!(
+    positive_f32,
+    f32,
+    |v| v.is_finite() && v > 0.0,
+    "a number above 0"
+);
+ranged!(
+    non_negative_f32,
+    f32,
+    |v| v.is_finite() && v >= 0.0,
+    "0 or more"
+);
+ranged!(
+    min_face,
+    u32,
+    |v| (12..=2000).contains(&v),
+    "12 to 2000 pixels"
+);
+ranged!(
+    frame_side,
+    u32,
+    |v| (64..=8192).contains(&v),
+    "64 to 8192 pixels"
+);
+ranged!(top_k, usize, |v| (1..=100).contains(&v), "1 to 100");
+ranged!(exemplars, usize, |v| (1..=100).contains(&v), "1 to 100");
+ranged!(best_faces, usize, |v| (1..=50).contains(&v), "1 to 50");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.store, StoreKind::Local);
+        assert_eq!(c.detect.min_face_px, 20);
+        assert!(c.recognize.match_threshold > c.recognize.new_threshold);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = Config::parse("store = \"local\"\n[detect]\nmin_face = 20\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("min_face") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_key_value_line_and_range() {
+        let err = Config::parse("[recognize]\nmatch_threshold = 1.5\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("match_threshold") || err.contains("line 2"),
+            "{err}"
+        );
+        assert!(err.contains("1.5") && err.contains("-1.0 to 1.0"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error() {
+        let err = Config::parse("[detect]\nmin_face_px = \"big\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("min_face_px"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn thresholds_in_the_wrong_order_are_refused() {
+        let err = format!(
+            "{:#}",
+            Config::parse(
+                "[recognize]\nmatch_threshold = 0.5\nnew_threshold = 0.6\n",
+                "t.toml"
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("new_threshold") && err.contains("0.6"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_missing_config_is_an_error_naming_it() {
+        let err = format!(
+            "{:#}",
+            Config::load(Some(Path::new("/nonexistent/d.toml"))).unwrap_err()
+        );
+        assert!(err.contains("/nonexistent/d.toml"), "{err}");
+    }
+}

@@ -1,0 +1,420 @@
+//! The gallery: visitors, their exemplar embeddings and their visits.
+//!
+//! The local store is one SQLite file in WAL mode with full sync, so a power
+//! cut at any moment leaves it readable with every committed visit. Search is
+//! exact cosine over all exemplars, held in memory: a front door sees tens
+//! or hundreds of people, not millions.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::embed::Embedding;
+
+/// A best match for a query: one per visitor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Match {
+    /// Stable visitor id, e.g. `visitor-0007`.
+    pub id: String,
+    pub name: Option<String>,
+    /// Cosine similarity of the closest exemplar.
+    pub score: f32,
+}
+
+/// One identity as listed by `doorman visitors`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Visitor {
+    pub id: String,
+    pub name: Option<String>,
+    pub visits: u64,
+    /// Unix seconds.
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub exemplars: u64,
+}
+
+/// What a closed visit leaves in the gallery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisitRecord {
+    pub visitor: Option<String>,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub decision: String,
+    pub score: Option<f32>,
+    pub frames: u32,
+    pub faces: u32,
+    pub camera: String,
+}
+
+/// The local SQLite gallery.
+pub struct Gallery {
+    db: Connection,
+    /// Every exemplar as (visitor id, embedding); rebuilt after each write.
+    exemplars: Vec<(String, Embedding)>,
+    /// Dimension of the embedder the gallery was made with.
+    dim: usize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS visitors (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    name       TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    first_seen INTEGER,
+    last_seen  INTEGER,
+    visits     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS exemplars (
+    id         TEXT PRIMARY KEY,
+    visitor    TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
+    vector     BLOB NOT NULL,
+    source     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS visits (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    visitor    TEXT REFERENCES visitors(id) ON DELETE CASCADE,
+    started_at INTEGER NOT NULL,
+    ended_at   INTEGER NOT NULL,
+    decision   TEXT NOT NULL,
+    score      REAL,
+    frames     INTEGER NOT NULL,
+    faces      INTEGER NOT NULL,
+    camera     TEXT NOT NULL
+);
+";
+
+/// Unix seconds of a time (0 before 1970).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Gallery {
+    /// Opens or creates the gallery at `path` for an embedder called
+    /// `embedder` with `dim` outputs. A gallery made by another embedder is
+    /// refused: its vectors would be meaningless to this one.
+    pub fn open(path: &Path, embedder: &str, dim: usize) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let db = Connection::open(path)
+            .with_context(|| format!("opening the gallery {}", path.display()))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a visit that was reported is on the card, even after a power cut.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.execute_batch(SCHEMA)
+            .with_context(|| format!("preparing the gallery {}", path.display()))?;
+
+        let model = format!("{embedder}/{dim}");
+        let stored: Option<String> = db
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'embedder'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match stored {
+            Some(s) if s != model => bail!(
+                "the gallery {} was made with the embedder {s}, but this doorman uses {model}; \
+                 its vectors cannot be compared (move the file away to start a new gallery)",
+                path.display()
+            ),
+            Some(_) => {}
+            None => {
+                db.execute(
+                    "INSERT INTO settings (key, value) VALUES ('embedder', ?1)",
+                    [&model],
+                )?;
+            }
+        }
+        let mut gallery = Self {
+            db,
+            exemplars: Vec::new(),
+            dim,
+        };
+        gallery.reload()?;
+        Ok(gallery)
+    }
+
+    fn reload(&mut self) -> Result<()> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT visitor, vector, id FROM exemplars ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut exemplars = Vec::new();
+        for row in rows {
+            let (visitor, blob, id) = row?;
+            let values = decode_vector(&blob);
+            if values.len() != self.dim {
+                bail!(
+                    "exemplar {id} has {} values, expected {}",
+                    values.len(),
+                    self.dim
+                );
+            }
+            exemplars.push((
+                visitor,
+                Embedding::from_stored(values).with_context(|| format!("exemplar {id}"))?,
+            ));
+        }
+        drop(stmt);
+        self.exemplars = exemplars;
+        Ok(())
+    }
+
+    /// The visitor called `name`, if any.
+    pub fn find_by_name(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row("SELECT id FROM visitors WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The visitor with `id`, if any.
+    pub fn visitor(&self, id: &str) -> Result<Option<Visitor>> {
+        Ok(self.visitors()?.into_iter().find(|v| v.id == id))
+    }
+
+    /// Creates a visitor (named, or anonymous with `None`) and returns its id.
+    pub fn add_visitor(&mut self, name: Option<&str>, now: SystemTime) -> Result<String> {
+        let tx = self.db.transaction()?;
+        let next: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM visitors", [], |r| {
+                r.get(0)
+            })?;
+        let id = format!("visitor-{next:04}");
+        tx.execute(
+            "INSERT INTO visitors (seq, id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![next, id, name, unix_seconds(now)],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Adds an exemplar embedding to a visitor; returns its deterministic id.
+    pub fn add_exemplar(
+        &mut self,
+        visitor: &str,
+        e: &Embedding,
+        source: &str,
+        now: SystemTime,
+    ) -> Result<String> {
+        if e.dim() != self.dim {
+            bail!(
+                "embedding has {} values, the gallery holds {}",
+                e.dim(),
+                self.dim
+            );
+        }
+        let tx = self.db.transaction()?;
+        let n: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM exemplars WHERE visitor = ?1",
+            [visitor],
+            |r| r.get(0),
+        )?;
+        let id = format!("{visitor}.e{}", n + 1);
+        tx.execute(
+            "INSERT INTO exemplars (id, visitor, vector, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, visitor, encode_vector(e.as_slice()), source, unix_seconds(now)],
+        )
+        .with_context(|| format!("adding an exemplar to {visitor}"))?;
+        tx.commit()?;
+        self.exemplars.push((visitor.to_string(), e.clone()));
+        Ok(id)
+    }
+
+    /// Number of exemplars a visitor has.
+    pub fn exemplar_count(&self, visitor: &str) -> usize {
+        self.exemplars.iter().filter(|(v, _)| v == visitor).count()
+    }
+
+    /// The `top_k` visitors closest to `query`, best first, each scored by
+    /// its closest exemplar.
+    pub fn search(&self, query: &Embedding, top_k: usize) -> Result<Vec<Match>> {
+        let mut best: Vec<(String, f32)> = Vec::new();
+        for (visitor, e) in &self.exemplars {
+            let score = query.cosine(e);
+            match best.iter_mut().find(|(v, _)| v == visitor) {
+                Some(entry) => entry.1 = entry.1.max(score),
+                None => best.push((visitor.clone(), score)),
+            }
+        }
+        best.sort_by(|a, b| b.1.total_cmp(&a.1));
+        best.truncate(top_k);
+        best.into_iter()
+            .map(|(id, score)| {
+                let name =
+                    self.db
+                        .query_row("SELECT name FROM visitors WHERE id = ?1", [&id], |r| {
+                            r.get(0)
+                        })?;
+                Ok(Match { id, name, score })
+            })
+            .collect()
+    }
+
+    /// Stores a closed visit and updates the visitor's counts.
+    pub fn record_visit(&mut self, visit: &VisitRecord) -> Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO visits (visitor, started_at, ended_at, decision, score, frames, faces, camera)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                visit.visitor,
+                visit.started_at,
+                visit.ended_at,
+                visit.decision,
+                visit.score,
+                visit.frames,
+                visit.faces,
+                visit.camera
+            ],
+        )?;
+        if let Some(id) = &visit.visitor {
+            tx.execute(
+                "UPDATE visitors SET visits = visits + 1,
+                     first_seen = COALESCE(MIN(first_seen, ?2), ?2),
+                     last_seen = COALESCE(MAX(last_seen, ?3), ?3)
+                 WHERE id = ?1",
+                params![id, visit.started_at, visit.ended_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every visitor, named ones first, then by id.
+    pub fn visitors(&self) -> Result<Vec<Visitor>> {
+        let mut stmt = self.db.prepare(
+            "SELECT v.id, v.name, v.visits, v.first_seen, v.last_seen,
+                    (SELECT COUNT(*) FROM exemplars e WHERE e.visitor = v.id)
+             FROM visitors v ORDER BY v.name IS NULL, v.seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Visitor {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                visits: r.get::<_, i64>(2)? as u64,
+                first_seen: r.get(3)?,
+                last_seen: r.get(4)?,
+                exemplars: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Number of recorded visits.
+    pub fn visit_count(&self) -> Result<u64> {
+        Ok(self
+            .db
+            .query_row("SELECT COUNT(*) FROM visits", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+}
+
+fn encode_vector(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn decode_vector(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Embedding {
+        Embedding::normalised(v).unwrap()
+    }
+
+    #[test]
+    fn search_scores_each_visitor_by_its_closest_exemplar() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite"), "test", 2).unwrap();
+        let now = SystemTime::now();
+        let ann = g.add_visitor(Some("Ann"), now).unwrap();
+        let bob = g.add_visitor(Some("Bob"), now).unwrap();
+        g.add_exemplar(&ann, &unit(&[1.0, 0.0]), "a.jpg", now)
+            .unwrap();
+        g.add_exemplar(&ann, &unit(&[0.0, 1.0]), "b.jpg", now)
+            .unwrap();
+        g.add_exemplar(&bob, &unit(&[1.0, 1.0]), "c.jpg", now)
+            .unwrap();
+        let m = g.search(&unit(&[0.1, 1.0]), 5).unwrap();
+        assert_eq!(m[0].name.as_deref(), Some("Ann"));
+        assert!(m[0].score > 0.99);
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn the_gallery_survives_reopening_and_counts_visits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let now = SystemTime::now();
+        {
+            let mut g = Gallery::open(&path, "test", 2).unwrap();
+            let id = g.add_visitor(None, now).unwrap();
+            assert_eq!(id, "visitor-0001");
+            g.add_exemplar(&id, &unit(&[1.0, 0.0]), "visit", now)
+                .unwrap();
+            let visit = VisitRecord {
+                visitor: Some(id),
+                started_at: 100,
+                ended_at: 105,
+                decision: "new".into(),
+                score: None,
+                frames: 3,
+                faces: 3,
+                camera: "door".into(),
+            };
+            g.record_visit(&visit).unwrap();
+            g.record_visit(&VisitRecord {
+                started_at: 200,
+                ended_at: 201,
+                ..visit
+            })
+            .unwrap();
+        }
+        let g = Gallery::open(&path, "test", 2).unwrap();
+        let v = &g.visitors().unwrap()[0];
+        assert_eq!(
+            (v.visits, v.first_seen, v.last_seen, v.exemplars),
+            (2, Some(100), Some(201), 1)
+        );
+        assert_eq!(
+            g.search(&unit(&[1.0, 0.0]), 1).unwrap()[0].id,
+            "visitor-0001"
+        );
+    }
+
+    #[test]
+    fn a_gallery_from_another_embedder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        Gallery::open(&path, "a", 2).unwrap();
+        let err = Gallery::open(&path, "b", 2).err().unwrap().to_string();
+        assert!(err.contains("a/2") && err.contains("b/2"), "{err}");
+    }
+}
