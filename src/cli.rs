@@ -57,4 +57,11 @@ pub enum Command {
     },
     /// List the gallery's visitors with their visit counts.
     Visitors,
+    /// Measure recognition on labelled photos (a CSV of `image,identity`
+    /// rows, paths relative to the CSV): ROC AUC, equal error rate, errors
+    /// at the configured threshold, rank-1 identification.
+    Eval {
+        #[arg(value_name = "LABELS.csv")]
+        labels: PathBuf,
+    },
 }

@@ -54,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Identify { images } => identify(&job, &images),
         Command::Run { replay } => run(&job, replay.as_deref()),
         Command::Visitors => visitors(&job),
+        Command::Eval { labels } => eval(&job, &labels),
     }
 }
 
@@ -419,6 +420,139 @@ fn visitors(job: &Job) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Done)
+}
+
+fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
+    let text =
+        std::fs::read_to_string(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let rows = crate::eval::read_labels(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", labels.display()))?;
+    if rows.is_empty() {
+        bail!(
+            "{} lists no photos (expected `image,identity` rows)",
+            labels.display()
+        );
+    }
+    let base = labels.parent().unwrap_or(Path::new("."));
+    let pipeline = load_pipeline(job)?;
+
+    let mut samples = Vec::new();
+    let mut no_face = Vec::new();
+    let mut failed = Vec::new();
+    let mut timings = Vec::new();
+    for (line, image, identity) in &rows {
+        let path = base.join(image);
+        let started = std::time::Instant::now();
+        match faces_in(job, &pipeline, &path) {
+            Err(e) => failed.push(format!("line {line}: {}: {e:#}", path.display())),
+            Ok((_, faces)) => {
+                timings.push((image.clone(), started.elapsed()));
+                match faces.into_iter().max_by(|a, b| {
+                    a.detection
+                        .face_box
+                        .area()
+                        .total_cmp(&b.detection.face_box.area())
+                }) {
+                    Some(face) => samples.push(crate::eval::Sample {
+                        identity: identity.clone(),
+                        embedding: face.embedding,
+                    }),
+                    None => no_face.push(image.clone()),
+                }
+            }
+        }
+    }
+    for f in &failed {
+        eprintln!("doorman: {f}");
+    }
+
+    let threshold = job.config.recognize.match_threshold;
+    let (same, different) = crate::eval::pair_scores(&samples);
+    let verification = crate::eval::verify(&same, &different, threshold);
+    let identification = crate::eval::identify(&samples, threshold);
+    timings.sort_by(|a, b| b.1.cmp(&a.1));
+    timings.truncate(5);
+
+    if job.json {
+        let slowest: Vec<_> = timings
+            .iter()
+            .map(|(i, d)| json!({"image": i, "ms": d.as_millis() as u64}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "labels": labels.display().to_string(),
+                "photos": rows.len(),
+                "faces_found": samples.len(),
+                "no_face": no_face,
+                "failed": failed,
+                "verification": verification,
+                "identification": identification,
+                "slowest": slowest,
+            })
+        );
+    } else {
+        let v = &verification;
+        let pct = |x: f64| format!("{:.2} %", 100.0 * x);
+        println!(
+            "eval of {} photos listed in {}",
+            rows.len(),
+            labels.display()
+        );
+        println!(
+            "faces found        {} of {} photos",
+            samples.len(),
+            rows.len()
+        );
+        for image in &no_face {
+            println!("  no face in       {image}");
+        }
+        println!(
+            "pairs              {} same person, {} different people",
+            v.same_pairs, v.different_pairs
+        );
+        println!("ROC AUC            {:.4}", v.roc_auc);
+        println!(
+            "equal error rate   {} at threshold {:.3}",
+            pct(v.eer),
+            v.eer_threshold
+        );
+        println!(
+            "at threshold {:.3}  accuracy {}, false accepts {} ({}), false rejects {}",
+            v.threshold,
+            pct(v.accuracy),
+            v.false_accepts,
+            pct(v.false_accept_rate),
+            pct(v.false_reject_rate)
+        );
+        if let (Some(m), Some(frr)) = (
+            v.max_different_score,
+            v.false_reject_rate_at_zero_false_accepts,
+        ) {
+            println!(
+                "no false accept    above {m:.4} (false rejects there: {})",
+                pct(frr)
+            );
+        }
+        let id = &identification;
+        println!(
+            "rank-1             {} of {} probes against one photo each of {} people ({} also above the threshold)",
+            pct(id.rank1),
+            id.probes,
+            id.gallery,
+            pct(id.rank1_accepted)
+        );
+        let slow: Vec<_> = timings
+            .iter()
+            .map(|(i, d)| format!("{i} {} ms", d.as_millis()))
+            .collect();
+        println!("slowest photos     {}", slow.join(", "));
+    }
+    Ok(if failed.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::SomeInputsFailed
+    })
 }
 
 fn format_time(unix: i64) -> String {

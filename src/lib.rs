@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod detect;
 pub mod embed;
+pub mod eval;
 pub mod events;
 pub mod frame;
 pub mod gallery;

@@ -214,3 +214,29 @@ fn the_embedder_reproduces_dlibs_own_descriptors_and_a_wrong_channel_order_is_ca
         "swapping channels went unnoticed ({worst_wrong})"
     );
 }
+
+#[test]
+fn eval_on_the_labelled_photos_separates_people_with_no_false_accept_at_the_default_threshold() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"))
+        .args(["--json", "eval"])
+        .arg(common::faces_dir().join("identities.csv"))
+        .env("DOORMAN_CACHE", common::cache_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &report["verification"];
+    eprintln!("{report}");
+    assert_eq!(report["faces_found"], report["photos"], "{report}");
+    assert!(v["roc_auc"].as_f64().unwrap() >= 0.99, "{v}");
+    assert_eq!(v["false_accepts"], 0, "{v}");
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.97, "{v}");
+    assert!(
+        report["identification"]["rank1"].as_f64().unwrap() >= 0.95,
+        "{report}"
+    );
+}
