@@ -43,6 +43,8 @@ pub enum DecodeError {
     TooMuchMemory,
     #[error("corrupt or truncated image: {0}")]
     Corrupt(image::ImageError),
+    #[error("truncated JPEG: the data ends before the end-of-image marker")]
+    Truncated,
     #[error("the image has no pixels")]
     Empty,
 }
@@ -68,8 +70,12 @@ impl Frame {
     /// `max_side_px`.
     pub fn decode(bytes: &[u8], max_side_px: u32) -> Result<Self, DecodeError> {
         let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
-        if reader.format().is_none() {
-            return Err(DecodeError::UnknownFormat);
+        match reader.format() {
+            None => return Err(DecodeError::UnknownFormat),
+            Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+                return Err(DecodeError::Truncated);
+            }
+            Some(_) => {}
         }
         let mut limits = Limits::default();
         limits.max_alloc = Some(MAX_DECODE_BYTES);
@@ -100,6 +106,21 @@ impl Frame {
             scale_to_original: scale,
             captured_at: SystemTime::now(),
         })
+    }
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker.
+///
+/// The JPEG decoder fills a cut-off scan with grey and reports success; a
+/// frame half-written by a camera or a copy interrupted by a power cut would
+/// then go through the pipeline as if it were whole. Inside entropy-coded
+/// data 0xFF is always followed by 0x00 or a restart marker, so an FF D9
+/// after the last start-of-scan (FF DA) can only be the real end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
     }
 }
 
