@@ -98,10 +98,7 @@ fn faces_in(job: &Job, pipeline: &Pipeline, path: &Path) -> Result<(Frame, Vec<F
 }
 
 fn enroll(job: &Job, name: &str, largest: bool, images: &[PathBuf]) -> Result<Outcome> {
-    let name = name.trim();
-    if name.is_empty() {
-        bail!("--name must not be empty");
-    }
+    let name = crate::gallery::check_name(name)?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
 
@@ -185,8 +182,22 @@ fn identify(job: &Job, images: &[PathBuf]) -> Result<Outcome> {
                 continue;
             }
         };
-        if faces.is_empty() && !job.json {
-            writeln!(out, "{}: no face found", path.display())?;
+        if faces.is_empty() {
+            if job.json {
+                let line = json!({
+                    "image": path.display().to_string(),
+                    "box": null,
+                    "detector_score": null,
+                    "id": null,
+                    "name": null,
+                    "score": null,
+                    "decision": "no_face",
+                    "closest": null,
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{}: no face found", path.display())?;
+            }
         }
         // Left to right reads naturally.
         faces.sort_by(|a, b| a.detection.face_box.x1.total_cmp(&b.detection.face_box.x1));
@@ -307,7 +318,7 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
         counters.visits += 1;
     }
     log::info!(
-        "done: {} frames read, {} skipped, {} detector runs, {} faces, {} visits",
+        "done: frames read {}, skipped {}, detector runs {}, faces {}, visits {}",
         counters.frames,
         counters.skipped,
         counters.detector_runs,
@@ -331,8 +342,13 @@ fn decide_visit(
 
     let (visitor, name) = match (decision, &best) {
         (Decision::Known, Some(m)) => {
-            // A good, confident face refreshes the person's look over time.
-            if gallery.exemplar_count(&m.id) < r.max_exemplars {
+            // A confident visit refreshes the person's look over time, but
+            // only if every face in it is that person on its own: a visit
+            // that mixed in somebody else must never teach the gallery
+            // that they look alike.
+            if gallery.exemplar_count(&m.id) < r.max_exemplars
+                && all_faces_match(gallery, visit, &m.id, r)?
+            {
                 gallery.add_exemplar(&m.id, &embedding, "visit", visit.ended)?;
             }
             (Some(m.id.clone()), m.name.clone())
@@ -390,6 +406,24 @@ fn decide_visit(
         println!("{}", serde_json::to_string(&event)?);
     }
     Ok(())
+}
+
+/// Whether each kept face of `visit`, on its own, matches visitor `id` at
+/// the match threshold.
+fn all_faces_match(
+    gallery: &Gallery,
+    visit: &ClosedVisit,
+    id: &str,
+    r: &crate::config::RecognizeConfig,
+) -> Result<bool> {
+    for face in &visit.best {
+        let best = gallery.search(&face.embedding, 1)?;
+        match best.first() {
+            Some(m) if m.id == id && m.score >= r.match_threshold => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 fn visitors(job: &Job) -> Result<Outcome> {

@@ -42,6 +42,7 @@ pub struct ModelsConfig {
     /// Folder with the model files named in the manifest.
     pub dir: PathBuf,
     /// `float` or `int8`, as listed in the manifest.
+    #[serde(deserialize_with = "embedder_variant")]
     pub embedder_variant: String,
 }
 
@@ -119,7 +120,9 @@ pub struct VisitConfig {
     /// The best face crops kept per visit for the decision.
     #[serde(deserialize_with = "best_faces")]
     pub best_faces: usize,
-    /// Cosine similarity for a face to continue a visit.
+    /// Cosine similarity for a face to continue a visit. Different people
+    /// reach 0.93 with this embedder, so anything much lower merges a
+    /// stranger into the visit of whoever stood at the door just before.
     #[serde(deserialize_with = "cosine")]
     pub same_person_threshold: f32,
 }
@@ -191,7 +194,7 @@ impl Default for VisitConfig {
         Self {
             visit_gap_s: 3.0,
             best_faces: 5,
-            same_person_threshold: 0.75,
+            same_person_threshold: 0.92,
         }
     }
 }
@@ -228,7 +231,11 @@ impl Config {
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Ok(text) => {
+                let mut config = Self::parse(&text, &path.display().to_string())?;
+                config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+                Ok(config)
+            }
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
                 log::debug!("no {} found, using built-in defaults", path.display());
                 Ok(Self::default())
@@ -237,8 +244,28 @@ impl Config {
         }
     }
 
+    /// Makes relative paths relative to the config file's folder (not to
+    /// wherever doorman happens to be started), and expands a leading `~/`.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if let (Ok(rest), Some(home)) = (p.strip_prefix("~"), std::env::var_os("HOME")) {
+                *p = PathBuf::from(home).join(rest);
+            } else if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        fix(&mut self.models.dir);
+        if let Some(p) = self.camera.path.as_mut() {
+            fix(p);
+        }
+    }
+
     /// Rules that tie several fields together.
     fn check_relations(&self) -> Result<()> {
+        if self.state_dir.as_os_str().is_empty() {
+            anyhow::bail!("state_dir is empty; name the folder for the gallery and events");
+        }
         let r = &self.recognize;
         if r.new_threshold > r.match_threshold {
             anyhow::bail!(
@@ -269,6 +296,21 @@ impl Config {
             score_threshold: self.detect.score_threshold,
             scale_factor,
         }
+    }
+}
+
+/// An embedder variant the compiled-in manifest lists.
+fn embedder_variant<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    let known = &Manifest::builtin().embedder.files;
+    if known.contains_key(&v) {
+        Ok(v)
+    } else {
+        let names: Vec<_> = known.keys().map(String::as_str).collect();
+        Err(serde::de::Error::custom(format!(
+            "{v:?} is not a variant of this embedder; allowed: {}",
+            names.join(", ")
+        )))
     }
 }
 
@@ -388,6 +430,31 @@ mod tests {
             err.contains("new_threshold") && err.contains("0.6"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_unknown_embedder_variant_is_named_with_its_line() {
+        let err = Config::parse("[models]\nembedder_variant = \"int4\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("int4") && err.contains("float"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.toml");
+        std::fs::write(
+            &file,
+            "state_dir = \"state\"\n[camera]\npath = \"frames\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.state_dir, dir.path().join("state"));
+        assert_eq!(c.camera.path, Some(dir.path().join("frames")));
     }
 
     #[test]

@@ -13,10 +13,15 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 /// Refuse to decode anything larger than this many pixels per side: a
 /// corrupt header that claims 60000×60000 must not take the device down.
-pub const MAX_DECODE_SIDE_PX: u32 = 20_000;
+pub const MAX_DECODE_SIDE_PX: u32 = 16_384;
+
+/// Refuse more pixels than this (a 64-megapixel phone photo still passes):
+/// a small file can declare a huge, compressible picture, and decoding it on
+/// a Pi with 1-4 GB would end in the out-of-memory killer.
+pub const MAX_DECODE_PIXELS: u64 = 64_000_000;
 
 /// Upper bound for the memory one decode may allocate.
-pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
 
 /// One image in the pipeline.
 #[derive(Debug, Clone)]
@@ -37,8 +42,14 @@ pub enum DecodeError {
     Io(#[from] std::io::Error),
     #[error("not an image format doorman can read (JPEG, PNG, WebP, BMP, GIF or TIFF)")]
     UnknownFormat,
-    #[error("the image is {width}×{height} px, larger than the {max} px per side doorman accepts")]
-    TooLarge { width: u32, height: u32, max: u32 },
+    #[error(
+        "the image is {width}×{height} px; doorman accepts at most {} px per side and {} megapixels",
+        MAX_DECODE_SIDE_PX,
+        MAX_DECODE_PIXELS / 1_000_000
+    )]
+    TooLarge { width: u32, height: u32 },
+    #[error("the image decoder failed on this file: {0}")]
+    DecoderPanic(String),
     #[error("decoding the image would need more than {} MiB", MAX_DECODE_BYTES >> 20)]
     TooMuchMemory,
     #[error("corrupt or truncated image: {0}")]
@@ -68,7 +79,24 @@ impl Frame {
     /// Decodes an encoded image, applies its EXIF orientation, flattens it to
     /// RGB (alpha over mid-grey) and shrinks it so that neither side exceeds
     /// `max_side_px`.
+    ///
+    /// Third-party decoders panic on some hostile files (and on allocation
+    /// failure); such a panic becomes an error for this one image instead of
+    /// ending the camera loop.
     pub fn decode(bytes: &[u8], max_side_px: u32) -> Result<Self, DecodeError> {
+        std::panic::catch_unwind(|| Self::decode_unguarded(bytes, max_side_px)).unwrap_or_else(
+            |panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown failure");
+                Err(DecodeError::DecoderPanic(why.chars().take(200).collect()))
+            },
+        )
+    }
+
+    fn decode_unguarded(bytes: &[u8], max_side_px: u32) -> Result<Self, DecodeError> {
         let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
         match reader.format() {
             None => return Err(DecodeError::UnknownFormat),
@@ -86,12 +114,10 @@ impl Frame {
         if width == 0 || height == 0 {
             return Err(DecodeError::Empty);
         }
-        if width.max(height) > MAX_DECODE_SIDE_PX {
-            return Err(DecodeError::TooLarge {
-                width,
-                height,
-                max: MAX_DECODE_SIDE_PX,
-            });
+        if width.max(height) > MAX_DECODE_SIDE_PX
+            || width as u64 * height as u64 > MAX_DECODE_PIXELS
+        {
+            return Err(DecodeError::TooLarge { width, height });
         }
         // A missing or unreadable EXIF block just means "already upright".
         let orientation = decoder
@@ -191,6 +217,33 @@ mod tests {
         let frame = Frame::decode(&png, 0).unwrap();
         assert_eq!(frame.rgb.get_pixel(0, 0).0, [255, 0, 0]);
         assert_eq!(frame.rgb.get_pixel(1, 1).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn a_header_claiming_a_gigapixel_picture_is_refused_before_decoding() {
+        // A 54-byte BMP header for 30000×30000 24-bit pixels, with no pixels.
+        let mut bmp = b"BM".to_vec();
+        bmp.extend(54u32.to_le_bytes()); // file size (a lie, as in an attack)
+        bmp.extend([0; 4]);
+        bmp.extend(54u32.to_le_bytes()); // pixel data offset
+        bmp.extend(40u32.to_le_bytes()); // BITMAPINFOHEADER
+        bmp.extend(30_000i32.to_le_bytes());
+        bmp.extend(30_000i32.to_le_bytes());
+        bmp.extend(1u16.to_le_bytes());
+        bmp.extend(24u16.to_le_bytes());
+        bmp.extend([0; 24]);
+        let err = Frame::decode(&bmp, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::TooLarge {
+                    width: 30_000,
+                    height: 30_000
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("30000×30000"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,28 @@ CREATE TABLE IF NOT EXISTS visits (
 );
 ";
 
+/// Longest visitor name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A visitor name as the owner typed it, trimmed; refused when empty, too
+/// long, or holding control characters (they would garble logs and tables).
+pub fn check_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("the name is empty");
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        bail!(
+            "the name has {} characters; at most {MAX_NAME_CHARS} are allowed",
+            name.chars().count()
+        );
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        bail!("the name {:?} holds the control character {:?}", name, c);
+    }
+    Ok(name)
+}
+
 /// Unix seconds of a time (0 before 1970).
 pub fn unix_seconds(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
@@ -179,14 +201,19 @@ impl Gallery {
         Ok(())
     }
 
-    /// The visitor called `name`, if any.
+    /// The visitor called `name` (ignoring letter case), if any.
     pub fn find_by_name(&self, name: &str) -> Result<Option<String>> {
-        Ok(self
+        let mut stmt = self
             .db
-            .query_row("SELECT id FROM visitors WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?)
+            .prepare("SELECT id, name FROM visitors WHERE name IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, stored) = row?;
+            if stored.to_lowercase() == name.to_lowercase() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// The visitor with `id`, if any.
@@ -407,6 +434,20 @@ mod tests {
             g.search(&unit(&[1.0, 0.0]), 1).unwrap()[0].id,
             "visitor-0001"
         );
+    }
+
+    #[test]
+    fn names_are_checked_and_found_whatever_their_case() {
+        assert!(check_name("  ").is_err());
+        assert!(check_name("a\u{1b}[31m").is_err());
+        assert!(check_name(&"x".repeat(65)).is_err());
+        assert_eq!(check_name(" 王小明 ").unwrap(), "王小明");
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite"), "test", 2).unwrap();
+        let id = g
+            .add_visitor(Some("Barack Obama"), SystemTime::now())
+            .unwrap();
+        assert_eq!(g.find_by_name("barack obama").unwrap(), Some(id));
     }
 
     #[test]

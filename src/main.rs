@@ -34,6 +34,11 @@ fn init_logging(cli: &Cli) {
     };
     env_logger::Builder::new()
         .filter_level(level)
+        // The inference library narrates every graph rewrite at debug level.
+        .filter_module("tract_core", log::LevelFilter::Warn)
+        .filter_module("tract_hir", log::LevelFilter::Warn)
+        .filter_module("tract_onnx", log::LevelFilter::Warn)
+        .filter_module("tract_linalg", log::LevelFilter::Warn)
         .parse_env("RUST_LOG")
         .format_target(false)
         .init();

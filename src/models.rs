@@ -21,7 +21,7 @@ pub const MANIFEST_TOML: &str = include_str!("../models/manifest.toml");
 /// What to run to make the model files from nothing.
 pub const REBUILD_HINT: &str =
     "run `models/fetch` from the doorman source tree (it rebuilds every model file \
-     into ~/.cache/doorman/models), then point `models.dir` at that folder";
+     into ${DOORMAN_CACHE:-~/.cache/doorman}/models), then point `models.dir` at that folder";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {

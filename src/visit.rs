@@ -113,9 +113,9 @@ pub struct VisitTracker {
 
 /// A face whose box overlaps the visit's last box this much may continue
 /// it with a weaker embedding match (a turning head).
-const OVERLAP_FOR_WEAK_MATCH: f32 = 0.3;
+const OVERLAP_FOR_WEAK_MATCH: f32 = 0.5;
 /// How much weaker than `same_person` that match may be.
-const WEAK_MATCH_MARGIN: f32 = 0.2;
+const WEAK_MATCH_MARGIN: f32 = 0.05;
 
 impl VisitTracker {
     pub fn new(gap: Duration, best_faces: usize, same_person: f32) -> Self {
@@ -153,6 +153,14 @@ impl VisitTracker {
                 })
                 .filter(|(_, _, continues)| *continues)
                 .max_by(|a, b| a.1.total_cmp(&b.1));
+            log::debug!(
+                "face at {:?}: {}",
+                face.detection.face_box,
+                match best {
+                    Some((i, sim, _)) => format!("continues visit {i} (similarity {sim:.3})"),
+                    None => "starts a visit".to_string(),
+                }
+            );
             let kept = KeptFace {
                 embedding: face.embedding.clone(),
                 quality: q,

@@ -212,3 +212,59 @@ fn strangers_are_not_stored_unless_the_owner_turns_it_on() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn a_stranger_right_after_a_known_person_is_a_separate_visit_and_never_becomes_them() {
+    let (dir, config) = setup("");
+    let c = config.as_path();
+    doorman(
+        c,
+        &[
+            "enroll",
+            "--name",
+            "Barack Obama",
+            common::demo_photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    let obama = load(&common::demo_photo("obama3.jpg"));
+    let stranger = load(&common::demo_photo("astronaut.png"));
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    // No gap between them: the stranger steps in as Obama steps out.
+    write_frames(
+        &frames,
+        &[
+            Shot::Person(&obama, 4),
+            Shot::Person(&stranger, 4),
+            Shot::Empty(2),
+        ],
+    );
+    for _ in 0..3 {
+        doorman(c, &["run", "--replay", frames.to_str().unwrap()]);
+    }
+    let ev = events(dir.path());
+    let decisions: Vec<_> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("-"),
+                e["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(decisions.len(), 6, "{ev:?}");
+    for pair in decisions.chunks(2) {
+        assert_eq!(pair[0], ("Barack Obama", "known"), "{ev:?}");
+        assert_ne!(pair[1].0, "Barack Obama", "{ev:?}");
+    }
+    let out = doorman(
+        c,
+        &[
+            "--json",
+            "identify",
+            common::demo_photo("astronaut.png").to_str().unwrap(),
+        ],
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["decision"], "unknown", "{line}");
+}
