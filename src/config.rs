@@ -625,6 +625,58 @@ mod tests {
             }
         }
         assert!(checked >= 30, "only {checked} keys found");
+
+        // The values shown are the defaults (the folders depend on the
+        // machine, so they are left out).
+        let example = Config::parse(&text, "doorman.example.toml").unwrap();
+        let defaults = Config::default();
+        for (what, shown, default) in [
+            (
+                "store",
+                format!("{:?}", example.store),
+                format!("{:?}", defaults.store),
+            ),
+            (
+                "camera",
+                format!("{:?}", example.camera),
+                format!("{:?}", defaults.camera),
+            ),
+            (
+                "detect",
+                format!("{:?}", example.detect),
+                format!("{:?}", defaults.detect),
+            ),
+            (
+                "recognize",
+                format!("{:?}", example.recognize),
+                format!("{:?}", defaults.recognize),
+            ),
+            (
+                "visit",
+                format!("{:?}", example.visit),
+                format!("{:?}", defaults.visit),
+            ),
+            (
+                "led",
+                format!("{:?}", example.led),
+                format!("{:?}", defaults.led),
+            ),
+            (
+                "log",
+                format!("{:?}", example.log),
+                format!("{:?}", defaults.log),
+            ),
+            (
+                "embedder_variant",
+                example.models.embedder_variant.clone(),
+                defaults.models.embedder_variant.clone(),
+            ),
+        ] {
+            assert_eq!(
+                shown, default,
+                "doorman.example.toml shows a non-default {what}"
+            );
+        }
     }
 
     #[test]
