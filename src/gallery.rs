@@ -295,14 +295,21 @@ impl Gallery {
         }
         best.sort_by(|a, b| b.1.total_cmp(&a.1));
         best.truncate(top_k);
+        // A visitor another process deleted since the last reload has no
+        // row any more: it is no match.
         best.into_iter()
-            .map(|(id, score)| {
-                let name =
-                    self.db
-                        .query_row("SELECT name FROM visitors WHERE id = ?1", [&id], |r| {
-                            r.get(0)
-                        })?;
-                Ok(Match { id, name, score })
+            .filter_map(|(id, score)| {
+                let name = self
+                    .db
+                    .query_row("SELECT name FROM visitors WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional();
+                match name {
+                    Ok(Some(name)) => Some(Ok(Match { id, name, score })),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
             })
             .collect()
     }
@@ -547,6 +554,63 @@ mod tests {
             g.search(&unit(&[1.0, 0.0]), 1).unwrap()[0].id,
             "visitor-0001"
         );
+    }
+
+    #[test]
+    fn only_anonymous_visitors_past_the_cutoff_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite"), "test", 2).unwrap();
+        let t = |s: u64| UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let old = g.add_visitor(None, t(100)).unwrap();
+        let named = g.add_visitor(Some("Ann"), t(100)).unwrap();
+        let recent = g.add_visitor(None, t(100)).unwrap();
+        for id in [&old, &named, &recent] {
+            g.add_exemplar(id, &unit(&[1.0, 0.0]), "visit", t(100))
+                .unwrap();
+        }
+        let seen = |visitor: &str, at: i64| VisitRecord {
+            visitor: Some(visitor.to_string()),
+            started_at: at,
+            ended_at: at,
+            decision: "new".into(),
+            score: None,
+            frames: 1,
+            faces: 1,
+            camera: "door".into(),
+        };
+        g.record_visit(&seen(&old, 200)).unwrap();
+        g.record_visit(&seen(&named, 200)).unwrap();
+        g.record_visit(&seen(&recent, 900)).unwrap();
+
+        let gone = g.expire_anonymous(t(500)).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!((gone[0].id.as_str(), gone[0].visits), (old.as_str(), 1));
+        let left: Vec<_> = g.visitors().unwrap().into_iter().map(|v| v.id).collect();
+        assert_eq!(left, [named.clone(), recent.clone()]);
+        assert_eq!(g.visit_count().unwrap(), 2);
+        assert_eq!(g.exemplar_count(&old), 0, "the search cache forgot too");
+    }
+
+    #[test]
+    fn a_gallery_notices_when_another_process_forgets_someone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let now = SystemTime::now();
+        let mut service = Gallery::open(&path, "test", 2).unwrap();
+        let id = service.add_visitor(Some("Ann"), now).unwrap();
+        service
+            .add_exemplar(&id, &unit(&[1.0, 0.0]), "a.jpg", now)
+            .unwrap();
+
+        let mut owner = Gallery::open(&path, "test", 2).unwrap();
+        owner.forget(&id).unwrap();
+
+        // Even before it rereads, a deleted visitor is no match.
+        assert!(service.search(&unit(&[1.0, 0.0]), 1).unwrap().is_empty());
+        assert_eq!(service.exemplar_count(&id), 1);
+        service.reload_if_changed().unwrap();
+        assert_eq!(service.exemplar_count(&id), 0);
+        assert!(service.search(&unit(&[1.0, 0.0]), 1).unwrap().is_empty());
     }
 
     #[test]

@@ -530,21 +530,21 @@ impl Led {
                 config.active_low,
             )?),
         };
-        Ok(Self::with_backend(backend))
+        Self::with_backend(backend)
     }
 
     /// Plays the patterns on `backend` from a timer thread.
-    pub fn with_backend(backend: Box<dyn Backend>) -> Self {
+    pub fn with_backend(backend: Box<dyn Backend>) -> Result<Self> {
         let what = backend.describe();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("led".into())
             .spawn(move || play(backend, rx))
-            .expect("spawning the LED thread");
-        Self {
+            .context("starting the LED thread")?;
+        Ok(Self {
             inner: Some((tx, thread)),
             what,
-        }
+        })
     }
 
     /// What drives the LED, for the log.
@@ -818,7 +818,7 @@ mod tests {
     #[test]
     fn a_configuration_error_is_left_to_the_kernel_timer() {
         let (root, dir) = fake_sysfs("none [timer] heartbeat");
-        let led = Led::with_backend(Box::new(SysfsLed::open(root.path(), "ACT").unwrap()));
+        let led = Led::with_backend(Box::new(SysfsLed::open(root.path(), "ACT").unwrap())).unwrap();
         led.hand_over_configuration_error();
         assert_eq!(read(&dir.join("trigger")), "timer");
         assert_eq!(read(&dir.join("delay_on")), "500");
