@@ -64,4 +64,36 @@ pub enum Command {
         #[arg(value_name = "LABELS.csv")]
         labels: PathBuf,
     },
+    /// Name a visitor (an anonymous one, or rename a named one).
+    Label {
+        /// The visitor's id (visitor-0007) or current name.
+        #[arg(value_name = "ID")]
+        who: String,
+        /// The name doorman will report from now on.
+        name: String,
+    },
+    /// Delete a person: their face embeddings, their visits and their
+    /// lines in the events file.
+    Forget {
+        /// The visitor's id (visitor-0007) or name.
+        #[arg(
+            value_name = "ID-or-NAME",
+            required_unless_present = "expired",
+            conflicts_with = "expired"
+        )]
+        who: Option<String>,
+        /// Instead: delete the anonymous visitors not seen for
+        /// `recognize.retention_days` (the service does this hourly).
+        #[arg(long)]
+        expired: bool,
+    },
+    /// Delete every visitor, face embedding, visit and event.
+    Wipe {
+        /// Do not ask for confirmation on stdin.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the config, the model files, the camera, the store and the LED;
+    /// one line each, and a failing exit status if any is broken.
+    Check,
 }

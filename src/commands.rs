@@ -20,6 +20,7 @@ use crate::gallery::{unix_seconds, Gallery, VisitRecord};
 use crate::models::Manifest;
 use crate::pipeline::{Face, Pipeline};
 use crate::recognize::{Decision, Thresholds};
+use crate::service::Service;
 use crate::visit::{ClosedVisit, VisitTracker};
 
 /// How a command ended when it did not fail outright.
@@ -38,7 +39,27 @@ pub struct Job {
 }
 
 pub fn dispatch(cli: Cli) -> Result<Outcome> {
-    let config = Config::load(cli.config.as_deref())?;
+    // check reports a broken config as one of its lines instead of failing.
+    if let Command::Check = cli.command {
+        return crate::check::check(cli.config.as_deref(), cli.json);
+    }
+    let running = matches!(cli.command, Command::Run { .. });
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            if running {
+                crate::service::configuration_failed(cli.config.as_deref());
+            }
+            return Err(e);
+        }
+    };
+    crate::logging::apply(
+        crate::logging::Verbosity {
+            verbose: cli.verbose,
+            running,
+        },
+        config.log.level,
+    );
     let manifest = Manifest::builtin();
     let job = Job {
         config,
@@ -55,6 +76,10 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run { replay } => run(&job, replay.as_deref()),
         Command::Visitors => visitors(&job),
         Command::Eval { labels } => eval(&job, &labels),
+        Command::Label { who, name } => crate::privacy::label(&job, &who, &name),
+        Command::Forget { who, expired } => crate::privacy::forget(&job, who.as_deref(), expired),
+        Command::Wipe { yes } => crate::privacy::wipe(&job, yes),
+        Command::Check => unreachable!("handled before the config is loaded"),
     }
 }
 
@@ -62,24 +87,29 @@ fn load_pipeline(job: &Job) -> Result<Pipeline> {
     let c = &job.config;
     Pipeline::load(
         &c.models.dir,
-        &job.manifest,
+        job.manifest,
         c.detector_settings(),
         &c.models.embedder_variant,
     )
 }
 
-fn open_gallery(job: &Job) -> Result<Gallery> {
-    let e = &job.manifest.embedder;
-    let model = format!(
-        "{}-{}",
-        e.provenance.name, job.config.models.embedder_variant
-    );
+pub(crate) fn open_gallery(job: &Job) -> Result<Gallery> {
+    let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
+    Gallery::open(
+        &job.config.gallery_path(),
+        &model,
+        job.manifest.embedder.output_dim,
+    )
+}
+
+/// The embedder a gallery's vectors come from, as the gallery records it.
+pub(crate) fn embedder_id(manifest: &Manifest, variant: &str) -> String {
+    let model = format!("{}-{variant}", manifest.embedder.provenance.name);
     // int8 and float vectors of the same network are comparable.
-    let model = model
+    model
         .trim_end_matches("-int8")
         .trim_end_matches("-float")
-        .to_string();
-    Gallery::open(&job.config.gallery_path(), &model, e.output_dim)
+        .to_string()
 }
 
 fn thresholds(job: &Job) -> Thresholds {
@@ -254,7 +284,16 @@ struct Counters {
     visits: u64,
 }
 
+/// `doorman run` inside the appliance's life cycle: signals, systemd
+/// notifications and the LED around the loop.
 fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
+    let mut service = Service::start(&job.config);
+    let result = run_loop(job, replay, &mut service);
+    service.finish(&result);
+    result
+}
+
+fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<Outcome> {
     let c = &job.config;
     let path = replay
         .map(Path::to_path_buf)
@@ -280,11 +319,19 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
         path.display(),
         c.camera.name
     );
+    service.ready();
 
     let mut counters = Counters::default();
     let mut outcome = Outcome::Done;
     let mut last_time = SystemTime::now();
     loop {
+        if service.should_stop() {
+            log::info!("stopping: closing {} open visit(s)", tracker.open_visits());
+            break;
+        }
+        if service.sweep_due() {
+            crate::privacy::expire(c, &mut gallery)?;
+        }
         let frame = match source.next() {
             Next::Frame(f) => f,
             Next::Skipped { what, why } => {
@@ -296,6 +343,7 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
             Next::End => break,
         };
         counters.frames += 1;
+        service.frame_arrived();
         last_time = frame.captured_at;
         counters.detector_runs += 1;
         let faces = match pipeline.faces(&frame) {
@@ -306,15 +354,22 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
             }
         };
         counters.faces += faces.len() as u64;
+        let open_before = tracker.open_visits();
         tracker.observe(frame.captured_at, faces);
+        if tracker.open_visits() > open_before {
+            log::info!("visit started ({} open)", tracker.open_visits());
+        }
         for visit in tracker.close_expired(frame.captured_at) {
-            decide_visit(job, &mut gallery, &mut events, &visit)?;
+            let decision = decide_visit(job, &mut gallery, &mut events, &visit)?;
+            service.visit_decided(decision);
             counters.visits += 1;
         }
+        service.visits_open(tracker.open_visits());
     }
     let _ = last_time;
     for visit in tracker.close_all() {
-        decide_visit(job, &mut gallery, &mut events, &visit)?;
+        let decision = decide_visit(job, &mut gallery, &mut events, &visit)?;
+        service.visit_decided(decision);
         counters.visits += 1;
     }
     log::info!(
@@ -334,8 +389,10 @@ fn decide_visit(
     gallery: &mut Gallery,
     events: &mut EventLog,
     visit: &ClosedVisit,
-) -> Result<()> {
+) -> Result<Decision> {
     let r = &job.config.recognize;
+    // `doorman forget` or `enroll` may have changed the gallery meanwhile.
+    gallery.reload_if_changed()?;
     let embedding = visit.embedding()?;
     let best = gallery.search(&embedding, r.top_k)?.into_iter().next();
     let decision = thresholds(job).visit(best.as_ref());
@@ -405,7 +462,7 @@ fn decide_visit(
     if job.json {
         println!("{}", serde_json::to_string(&event)?);
     }
-    Ok(())
+    Ok(decision)
 }
 
 /// Whether each kept face of `visit`, on its own, matches visitor `id` at

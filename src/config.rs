@@ -27,6 +27,8 @@ pub struct Config {
     pub detect: DetectConfig,
     pub recognize: RecognizeConfig,
     pub visit: VisitConfig,
+    pub led: LedConfig,
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -109,6 +111,10 @@ pub struct RecognizeConfig {
     /// Good new exemplars added to a known person, at most.
     #[serde(deserialize_with = "exemplars")]
     pub max_exemplars: usize,
+    /// Anonymous visitors (remembered strangers nobody named) not seen for
+    /// this many days are deleted with their visits and events.
+    #[serde(deserialize_with = "retention")]
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +133,89 @@ pub struct VisitConfig {
     pub same_person_threshold: f32,
 }
 
+/// Which status LED doorman drives, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedKind {
+    /// No LED: doorman makes no LED calls at all.
+    None,
+    /// An LED the kernel exposes under `sysfs_root/NAME`.
+    Sysfs,
+    /// A GPIO line driven through the character device, found by its name.
+    Gpio,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedConfig {
+    pub kind: LedKind,
+    /// `sysfs`: the LED's folder under `sysfs_root` (`ACT` is the Pi's green
+    /// activity LED). A plain name, never a path.
+    #[serde(deserialize_with = "led_name")]
+    pub name: String,
+    /// `sysfs`: where the kernel lists its LEDs.
+    pub sysfs_root: PathBuf,
+    /// `gpio`: the line's name as the chip labels it (`GPIO17`), so the same
+    /// config works on a Pi 4 and a Pi 5, whose chips number lines apart.
+    pub line: String,
+    /// `gpio`: the chip to look on; unset searches every `/dev/gpiochip*`.
+    pub chip: Option<PathBuf>,
+    /// `gpio`: the LED lights when the line is low.
+    pub active_low: bool,
+}
+
+/// How much `doorman run` logs (the `log` crate's levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            Self::Error => log::LevelFilter::Error,
+            Self::Warn => log::LevelFilter::Warn,
+            Self::Info => log::LevelFilter::Info,
+            Self::Debug => log::LevelFilter::Debug,
+            Self::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The level `doorman run` logs at; one-shot commands log warnings only
+    /// unless `-v` is given. `RUST_LOG` overrides both.
+    pub level: LogLevel,
+}
+
+impl Default for LedConfig {
+    fn default() -> Self {
+        Self {
+            kind: LedKind::None,
+            name: "ACT".into(),
+            sysfs_root: PathBuf::from("/sys/class/leds"),
+            line: String::new(),
+            chip: None,
+            active_low: false,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -137,6 +226,8 @@ impl Default for Config {
             detect: DetectConfig::default(),
             recognize: RecognizeConfig::default(),
             visit: VisitConfig::default(),
+            led: LedConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -185,6 +276,7 @@ impl Default for RecognizeConfig {
             remember_strangers: false,
             top_k: 5,
             max_exemplars: 10,
+            retention_days: 30,
         }
     }
 }
@@ -272,6 +364,12 @@ impl Config {
                 "recognize.new_threshold ({}) must not be above recognize.match_threshold ({})",
                 r.new_threshold,
                 r.match_threshold
+            );
+        }
+        if self.led.kind == LedKind::Gpio && self.led.line.trim().is_empty() {
+            anyhow::bail!(
+                "led.kind is \"gpio\" but led.line is not set; name the GPIO line the LED \
+                 is wired to, e.g. line = \"GPIO17\""
             );
         }
         Ok(())
@@ -372,6 +470,26 @@ ranged!(
 ranged!(top_k, usize, |v| (1..=100).contains(&v), "1 to 100");
 ranged!(exemplars, usize, |v| (1..=100).contains(&v), "1 to 100");
 ranged!(best_faces, usize, |v| (1..=50).contains(&v), "1 to 50");
+ranged!(
+    retention,
+    u32,
+    |v| (1..=3650).contains(&v),
+    "1 to 3650 days"
+);
+
+/// An LED name is one folder under `sysfs_root`, never a path out of it.
+fn led_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    let plain = !v.is_empty() && !v.contains('/') && v != "." && v != "..";
+    if plain {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v:?} is not allowed; allowed: the name of one folder under led.sysfs_root, \
+             such as \"ACT\""
+        )))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -444,6 +562,34 @@ mod tests {
     }
 
     #[test]
+    fn the_appliance_sections_parse_and_default_to_no_led() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.led.kind, LedKind::None);
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert_eq!(c.recognize.retention_days, 30);
+        let c = Config::parse(
+            "[led]\nkind = \"gpio\"\nline = \"GPIO17\"\nactive_low = true\n\
+             [log]\nlevel = \"debug\"\n[recognize]\nretention_days = 7\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!((c.led.kind, c.led.line.as_str()), (LedKind::Gpio, "GPIO17"));
+        assert_eq!(c.log.level.filter(), log::LevelFilter::Debug);
+        assert_eq!(c.recognize.retention_days, 7);
+    }
+
+    #[test]
+    fn an_unknown_led_kind_names_the_allowed_ones() {
+        let err = Config::parse("[led]\nkind = \"blink\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("blink") && err.contains("sysfs"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn relative_paths_are_relative_to_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("d.toml");
@@ -455,6 +601,149 @@ mod tests {
         let c = Config::load(Some(&file)).unwrap();
         assert_eq!(c.state_dir, dir.path().join("state"));
         assert_eq!(c.camera.path, Some(dir.path().join("frames")));
+    }
+
+    #[test]
+    fn an_led_name_that_is_a_path_is_refused() {
+        let err = Config::parse("[led]\nname = \"../../etc\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("../../etc"), "{err}");
+    }
+
+    #[test]
+    fn a_gpio_led_without_a_line_name_is_refused() {
+        let err = format!(
+            "{:#}",
+            Config::parse("[led]\nkind = \"gpio\"\n", "t.toml").unwrap_err()
+        );
+        assert!(err.contains("led.line"), "{err}");
+    }
+
+    #[test]
+    fn a_retention_of_zero_days_is_out_of_range() {
+        let err = Config::parse("[recognize]\nretention_days = 0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 to 3650"), "{err}");
+    }
+
+    /// The keys a table accepts, read from the strict parser's own error
+    /// for an unknown key, so a field added later is checked too.
+    fn accepted_keys(section: &str) -> Vec<String> {
+        let probe = if section.is_empty() {
+            "zz_probe = 1\n".to_string()
+        } else {
+            format!("[{section}]\nzz_probe = 1\n")
+        };
+        let err = Config::parse(&probe, "probe").unwrap_err().to_string();
+        let list = err
+            .split("expected")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{err}"));
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses_and_documents_every_field() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("doorman.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        Config::parse(&text, "doorman.example.toml").unwrap();
+
+        // A key counts as documented when `key = ...` or `# key = ...`
+        // stands in its section.
+        let documented = |section: &str, key: &str| {
+            let mut current = String::new();
+            text.lines().any(|l| {
+                let l = l.trim().trim_start_matches('#').trim();
+                if let Some(s) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    current = s.to_string();
+                    return false;
+                }
+                current == section && l.split('=').next().map(str::trim) == Some(key)
+            })
+        };
+        let top = accepted_keys("");
+        assert!(top.contains(&"led".to_string()), "{top:?}");
+        let mut checked = 0;
+        for key in &top {
+            // A table answers the probe with its own list of keys.
+            let as_table = Config::parse(&format!("[{key}]\nzz_probe = 1\n"), "probe")
+                .unwrap_err()
+                .to_string();
+            if as_table.contains("unknown field") {
+                for sub in accepted_keys(key) {
+                    assert!(
+                        documented(key, &sub),
+                        "doorman.example.toml does not document [{key}] {sub}"
+                    );
+                    checked += 1;
+                }
+            } else {
+                assert!(
+                    documented("", key),
+                    "doorman.example.toml does not document {key}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "only {checked} keys found");
+
+        // The values shown are the defaults (the folders depend on the
+        // machine, so they are left out).
+        let example = Config::parse(&text, "doorman.example.toml").unwrap();
+        let defaults = Config::default();
+        for (what, shown, default) in [
+            (
+                "store",
+                format!("{:?}", example.store),
+                format!("{:?}", defaults.store),
+            ),
+            (
+                "camera",
+                format!("{:?}", example.camera),
+                format!("{:?}", defaults.camera),
+            ),
+            (
+                "detect",
+                format!("{:?}", example.detect),
+                format!("{:?}", defaults.detect),
+            ),
+            (
+                "recognize",
+                format!("{:?}", example.recognize),
+                format!("{:?}", defaults.recognize),
+            ),
+            (
+                "visit",
+                format!("{:?}", example.visit),
+                format!("{:?}", defaults.visit),
+            ),
+            (
+                "led",
+                format!("{:?}", example.led),
+                format!("{:?}", defaults.led),
+            ),
+            (
+                "log",
+                format!("{:?}", example.log),
+                format!("{:?}", defaults.log),
+            ),
+            (
+                "embedder_variant",
+                example.models.embedder_variant.clone(),
+                defaults.models.embedder_variant.clone(),
+            ),
+        ] {
+            assert_eq!(
+                shown, default,
+                "doorman.example.toml shows a non-default {what}"
+            );
+        }
     }
 
     #[test]

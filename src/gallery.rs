@@ -4,6 +4,12 @@
 //! cut at any moment leaves it readable with every committed visit. Search is
 //! exact cosine over all exemplars, held in memory: a front door sees tens
 //! or hundreds of people, not millions.
+//!
+//! Deleting people (`label`, `forget`, `expire_anonymous`, `wipe`) happens
+//! only through the methods here, so that every store that mirrors the
+//! gallery can hook the same calls. Deleted rows are overwritten in the
+//! file (`secure_delete`) and the write-ahead log is emptied afterwards:
+//! forgetting someone must not leave their name or vectors in free pages.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,6 +62,18 @@ pub struct Gallery {
     exemplars: Vec<(String, Embedding)>,
     /// Dimension of the embedder the gallery was made with.
     dim: usize,
+    /// SQLite's `data_version` when `exemplars` was last read: it changes
+    /// when another process (`doorman forget` beside the service) writes.
+    seen_version: i64,
+}
+
+/// What `forget` removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forgotten {
+    pub id: String,
+    pub name: Option<String>,
+    pub exemplars: u64,
+    pub visits: u64,
 }
 
 const SCHEMA: &str = "
@@ -134,6 +152,8 @@ impl Gallery {
         // FULL: a visit that was reported is on the card, even after a power cut.
         db.pragma_update(None, "synchronous", "FULL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows are zeroed in the file, not just unlinked.
+        db.pragma_update(None, "secure_delete", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)
             .with_context(|| format!("preparing the gallery {}", path.display()))?;
@@ -164,12 +184,27 @@ impl Gallery {
             db,
             exemplars: Vec::new(),
             dim,
+            seen_version: 0,
         };
         gallery.reload()?;
         Ok(gallery)
     }
 
+    fn data_version(&self) -> Result<i64> {
+        Ok(self.db.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Rereads the exemplars when another process changed the gallery
+    /// (a person forgotten or enrolled while the service runs).
+    pub fn reload_if_changed(&mut self) -> Result<()> {
+        if self.data_version()? != self.seen_version {
+            self.reload()?;
+        }
+        Ok(())
+    }
+
     fn reload(&mut self) -> Result<()> {
+        self.seen_version = self.data_version()?;
         let mut stmt = self
             .db
             .prepare("SELECT visitor, vector, id FROM exemplars ORDER BY rowid")?;
@@ -287,14 +322,21 @@ impl Gallery {
         }
         best.sort_by(|a, b| b.1.total_cmp(&a.1));
         best.truncate(top_k);
+        // A visitor another process deleted since the last reload has no
+        // row any more: it is no match.
         best.into_iter()
-            .map(|(id, score)| {
-                let name =
-                    self.db
-                        .query_row("SELECT name FROM visitors WHERE id = ?1", [&id], |r| {
-                            r.get(0)
-                        })?;
-                Ok(Match { id, name, score })
+            .filter_map(|(id, score)| {
+                let name = self
+                    .db
+                    .query_row("SELECT name FROM visitors WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional();
+                match name {
+                    Ok(Some(name)) => Some(Ok(Match { id, name, score })),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
             })
             .collect()
     }
@@ -355,6 +397,111 @@ impl Gallery {
             .db
             .query_row("SELECT COUNT(*) FROM visits", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+
+    /// The visitor an owner means by `who`: an id (`visitor-0007`) or a name.
+    pub fn resolve(&self, who: &str) -> Result<Option<String>> {
+        let by_id: Option<String> = self
+            .db
+            .query_row("SELECT id FROM visitors WHERE id = ?1", [who], |r| r.get(0))
+            .optional()?;
+        match by_id {
+            Some(id) => Ok(Some(id)),
+            None => self.find_by_name(who),
+        }
+    }
+
+    /// Names (or renames) the visitor `id`. A name belongs to one visitor.
+    pub fn label(&mut self, id: &str, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() {
+            bail!("the name must not be empty");
+        }
+        if let Some(other) = self.find_by_name(name)? {
+            if other != id {
+                bail!("{other} is already called {name:?}; forget or rename {other} first");
+            }
+        }
+        let n = self.db.execute(
+            "UPDATE visitors SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        if n == 0 {
+            bail!("there is no visitor {id} (`doorman visitors` lists them)");
+        }
+        Ok(())
+    }
+
+    /// Deletes the visitor `id` with their exemplars and visits.
+    pub fn forget(&mut self, id: &str) -> Result<Forgotten> {
+        let tx = self.db.transaction()?;
+        let name: Option<String> = tx
+            .query_row("SELECT name FROM visitors WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .with_context(|| format!("there is no visitor {id} (`doorman visitors` lists them)"))?;
+        let count = |table: &str| -> rusqlite::Result<u64> {
+            tx.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE visitor = ?1"),
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        };
+        let (exemplars, visits) = (count("exemplars")?, count("visits")?);
+        tx.execute("DELETE FROM exemplars WHERE visitor = ?1", [id])?;
+        tx.execute("DELETE FROM visits WHERE visitor = ?1", [id])?;
+        tx.execute("DELETE FROM visitors WHERE id = ?1", [id])?;
+        tx.commit()?;
+        self.scrub()?;
+        Ok(Forgotten {
+            id: id.to_string(),
+            name,
+            exemplars,
+            visits,
+        })
+    }
+
+    /// Deletes the anonymous visitors (never named) last seen, or created
+    /// if never seen, before `cutoff`; returns what was deleted.
+    pub fn expire_anonymous(&mut self, cutoff: SystemTime) -> Result<Vec<Forgotten>> {
+        let ids: Vec<String> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id FROM visitors
+                 WHERE name IS NULL AND COALESCE(last_seen, created_at) < ?1
+                 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([unix_seconds(cutoff)], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        ids.iter().map(|id| self.forget(id)).collect()
+    }
+
+    /// Deletes every visitor, exemplar and visit. The embedder the gallery
+    /// was made for stays: it describes the file, not a person.
+    pub fn wipe(&mut self) -> Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM exemplars; DELETE FROM visits; DELETE FROM visitors;
+             DELETE FROM sqlite_sequence;",
+        )?;
+        tx.commit()?;
+        self.scrub()
+    }
+
+    /// After a deletion: reread the exemplars, move every page out of the
+    /// write-ahead log and empty it, and drop free pages, so nothing of the
+    /// deleted rows is left in either file.
+    fn scrub(&mut self) -> Result<()> {
+        self.reload()?;
+        self.db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.db.execute_batch("VACUUM")?;
+        self.db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.seen_version = self.data_version()?;
+        Ok(())
     }
 }
 
@@ -448,6 +595,63 @@ mod tests {
             .add_visitor(Some("Barack Obama"), SystemTime::now())
             .unwrap();
         assert_eq!(g.find_by_name("barack obama").unwrap(), Some(id));
+    }
+
+    #[test]
+    fn only_anonymous_visitors_past_the_cutoff_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite"), "test", 2).unwrap();
+        let t = |s: u64| UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let old = g.add_visitor(None, t(100)).unwrap();
+        let named = g.add_visitor(Some("Ann"), t(100)).unwrap();
+        let recent = g.add_visitor(None, t(100)).unwrap();
+        for id in [&old, &named, &recent] {
+            g.add_exemplar(id, &unit(&[1.0, 0.0]), "visit", t(100))
+                .unwrap();
+        }
+        let seen = |visitor: &str, at: i64| VisitRecord {
+            visitor: Some(visitor.to_string()),
+            started_at: at,
+            ended_at: at,
+            decision: "new".into(),
+            score: None,
+            frames: 1,
+            faces: 1,
+            camera: "door".into(),
+        };
+        g.record_visit(&seen(&old, 200)).unwrap();
+        g.record_visit(&seen(&named, 200)).unwrap();
+        g.record_visit(&seen(&recent, 900)).unwrap();
+
+        let gone = g.expire_anonymous(t(500)).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!((gone[0].id.as_str(), gone[0].visits), (old.as_str(), 1));
+        let left: Vec<_> = g.visitors().unwrap().into_iter().map(|v| v.id).collect();
+        assert_eq!(left, [named.clone(), recent.clone()]);
+        assert_eq!(g.visit_count().unwrap(), 2);
+        assert_eq!(g.exemplar_count(&old), 0, "the search cache forgot too");
+    }
+
+    #[test]
+    fn a_gallery_notices_when_another_process_forgets_someone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let now = SystemTime::now();
+        let mut service = Gallery::open(&path, "test", 2).unwrap();
+        let id = service.add_visitor(Some("Ann"), now).unwrap();
+        service
+            .add_exemplar(&id, &unit(&[1.0, 0.0]), "a.jpg", now)
+            .unwrap();
+
+        let mut owner = Gallery::open(&path, "test", 2).unwrap();
+        owner.forget(&id).unwrap();
+
+        // Even before it rereads, a deleted visitor is no match.
+        assert!(service.search(&unit(&[1.0, 0.0]), 1).unwrap().is_empty());
+        assert_eq!(service.exemplar_count(&id), 1);
+        service.reload_if_changed().unwrap();
+        assert_eq!(service.exemplar_count(&id), 0);
+        assert!(service.search(&unit(&[1.0, 0.0]), 1).unwrap().is_empty());
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! `recognize` → `gallery`, and each closed visit becomes an `events` line.
 //! `pipeline` strings detect, align and embed together; `models` pins the
 //! networks they run; `config` is the one TOML file an owner edits.
+//! Around the loop, `service` talks to systemd and drives the `led`;
+//! `check` and `privacy` are the owner's commands for setup and deletion.
 
 pub mod align;
 pub mod camera;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -16,8 +19,12 @@ pub mod eval;
 pub mod events;
 pub mod frame;
 pub mod gallery;
+pub mod led;
+pub mod logging;
 pub mod models;
 pub mod net;
 pub mod pipeline;
+pub mod privacy;
 pub mod recognize;
+pub mod service;
 pub mod visit;
