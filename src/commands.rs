@@ -330,7 +330,10 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
             break;
         }
         if service.sweep_due() {
-            crate::privacy::expire(c, &mut gallery)?;
+            // A failed sweep is retried in an hour; it never stops the door.
+            if let Err(e) = crate::privacy::expire(c, &mut gallery) {
+                log::warn!("retention sweep: {e:#}");
+            }
         }
         let frame = match source.next() {
             Next::Frame(f) => f,
