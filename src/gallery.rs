@@ -259,10 +259,11 @@ impl Gallery {
     /// Creates a visitor (named, or anonymous with `None`) and returns its id.
     pub fn add_visitor(&mut self, name: Option<&str>, now: SystemTime) -> Result<String> {
         let tx = self.db.transaction()?;
-        let next: i64 =
-            tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM visitors", [], |r| {
-                r.get(0)
-            })?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'visitors'), 0) + 1",
+            [],
+            |r| r.get(0),
+        )?;
         let id = format!("visitor-{next:04}");
         tx.execute(
             "INSERT INTO visitors (seq, id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -652,6 +653,17 @@ mod tests {
         service.reload_if_changed().unwrap();
         assert_eq!(service.exemplar_count(&id), 0);
         assert!(service.search(&unit(&[1.0, 0.0]), 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_visitors_id_is_never_given_to_somebody_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite"), "test", 2).unwrap();
+        let now = SystemTime::now();
+        g.add_visitor(Some("Ann"), now).unwrap();
+        let second = g.add_visitor(None, now).unwrap();
+        g.forget(&second).unwrap();
+        assert_eq!(g.add_visitor(None, now).unwrap(), "visitor-0003");
     }
 
     #[test]
