@@ -57,4 +57,19 @@ pub enum Command {
     },
     /// List the gallery's visitors with their visit counts.
     Visitors,
+    /// Manage the Cloudflare Vectorize index (`store = "vectorize"`).
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexAction {
+    /// Create the index (the embedder's dimension, cosine metric) and the
+    /// metadata indexes doorman filters on; an existing matching index is
+    /// accepted.
+    Create,
+    /// Show the index: dimensions, vectors, pending writes, outbox.
+    Info,
 }

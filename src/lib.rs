@@ -3,7 +3,8 @@
 //! A frame goes `camera` → `detect` → `align` → `embed` → `visit` →
 //! `recognize` → `gallery`, and each closed visit becomes an `events` line.
 //! `pipeline` strings detect, align and embed together; `models` pins the
-//! networks they run; `config` is the one TOML file an owner edits.
+//! networks they run; `config` is the one TOML file an owner edits;
+//! `vectorize` keeps the gallery's vectors in a Cloudflare Vectorize index.
 
 pub mod align;
 pub mod camera;
@@ -19,4 +20,5 @@ pub mod models;
 pub mod net;
 pub mod pipeline;
 pub mod recognize;
+pub mod vectorize;
 pub mod visit;
