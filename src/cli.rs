@@ -96,4 +96,19 @@ pub enum Command {
     /// Check the config, the model files, the camera, the store and the LED;
     /// one line each, and a failing exit status if any is broken.
     Check,
+    /// Manage the Cloudflare Vectorize index (`store = "vectorize"`).
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexAction {
+    /// Create the index (the embedder's dimension, cosine metric) and the
+    /// metadata indexes doorman filters on; an existing matching index is
+    /// accepted.
+    Create,
+    /// Show the index: dimensions, vectors, pending writes, outbox.
+    Info,
 }

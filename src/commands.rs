@@ -12,16 +12,27 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::camera::{FilesSource, FrameSource, Next};
-use crate::cli::{Cli, Command};
-use crate::config::Config;
+use crate::cli::{Cli, Command, IndexAction};
+use crate::config::{Config, StoreKind};
 use crate::events::{Event, EventLog};
 use crate::frame::Frame;
-use crate::gallery::{unix_seconds, Gallery, VisitRecord};
+use crate::gallery::{unix_seconds, Gallery, StoreSpec, VisitRecord};
 use crate::models::Manifest;
 use crate::pipeline::{Face, Pipeline};
 use crate::recognize::{Decision, Thresholds};
 use crate::service::Service;
+use crate::vectorize::{self, client::MetadataIndex, Client, Retry, Store, Token};
 use crate::visit::{ClosedVisit, VisitTracker};
+
+/// Time the frame loop gives the outbox per frame. A request already
+/// started may take up to `vectorize.timeout_s`; after a failure nothing
+/// is sent until the back-off has passed, so an outage costs the loop at
+/// most one timeout per back-off step.
+const SYNC_BUDGET_PER_FRAME: Duration = Duration::from_millis(50);
+/// How long `index create` waits for the metadata indexes to be applied
+/// (the service applies writes within minutes, p99 under 2 minutes).
+const METADATA_INDEX_WAIT: Duration = Duration::from_secs(180);
+const METADATA_INDEX_POLL: Duration = Duration::from_secs(2);
 
 /// How a command ended when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +91,10 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Forget { who, expired } => crate::privacy::forget(&job, who.as_deref(), expired),
         Command::Wipe { yes } => crate::privacy::wipe(&job, yes),
         Command::Check => unreachable!("handled before the config is loaded"),
+        Command::Index { action } => match action {
+            IndexAction::Create => index_create(&job),
+            IndexAction::Info => index_info(&job),
+        },
     }
 }
 
@@ -93,15 +108,6 @@ fn load_pipeline(job: &Job) -> Result<Pipeline> {
     )
 }
 
-pub(crate) fn open_gallery(job: &Job) -> Result<Gallery> {
-    let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
-    Gallery::open(
-        &job.config.gallery_path(),
-        &model,
-        job.manifest.embedder.output_dim,
-    )
-}
-
 /// The embedder a gallery's vectors come from, as the gallery records it.
 pub(crate) fn embedder_id(manifest: &Manifest, variant: &str) -> String {
     let model = format!("{}-{variant}", manifest.embedder.provenance.name);
@@ -110,6 +116,68 @@ pub(crate) fn embedder_id(manifest: &Manifest, variant: &str) -> String {
         .trim_end_matches("-int8")
         .trim_end_matches("-float")
         .to_string()
+}
+
+pub(crate) fn open_gallery(job: &Job) -> Result<Gallery> {
+    let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
+    let spec = match job.config.store {
+        StoreKind::Local => StoreSpec::Local,
+        StoreKind::Vectorize => {
+            let v = &job.config.vectorize;
+            let store = Store::new(
+                vectorize_client(job)?,
+                &model,
+                Duration::from_secs_f32(v.retry_max_s),
+            );
+            StoreSpec::Vectorize {
+                store: Box::new(store),
+                label: format!("{}/{}", v.account_id, v.index),
+            }
+        }
+    };
+    let dim = job.manifest.embedder.output_dim;
+    let mut gallery = Gallery::open_with(&job.config.gallery_path(), &model, dim, spec)?;
+    gallery.set_query_retry(retry_max(job));
+    Ok(gallery)
+}
+
+fn retry_max(job: &Job) -> Duration {
+    Duration::from_secs_f32(job.config.vectorize.retry_max_s)
+}
+
+/// The client for `[vectorize]`, with the token read from its file.
+fn vectorize_client(job: &Job) -> Result<Client> {
+    let v = &job.config.vectorize;
+    if v.account_id.is_empty() {
+        bail!("vectorize.account_id is not set in the config");
+    }
+    let token = Token::from_config(&v.token_file)?;
+    Ok(Client::new(
+        &v.base_url,
+        &v.account_id,
+        &v.index,
+        token,
+        Duration::from_secs_f32(v.timeout_s),
+    ))
+}
+
+/// Sends what enroll queued; an outage leaves it queued, not lost.
+fn flush_writes(gallery: &mut Gallery) -> Result<()> {
+    if gallery.vectorize().is_none() {
+        return Ok(());
+    }
+    let report = gallery
+        .flush()
+        .context("the enrolment is saved on this device, but the index refused its vectors")?;
+    if report.queued > 0 {
+        log::warn!(
+            "the Vectorize index is unreachable ({}); {} write(s) wait in the outbox and are \
+             sent by the next doorman command or `doorman run`",
+            report.offline.as_deref().unwrap_or("no answer"),
+            report.queued
+        );
+    }
+    Ok(())
 }
 
 fn thresholds(job: &Job) -> Thresholds {
@@ -161,7 +229,8 @@ fn enroll(job: &Job, name: &str, largest: bool, images: &[PathBuf]) -> Result<Ou
     let t = thresholds(job);
     let existing = gallery.find_by_name(name)?;
     for (path, face) in &chosen {
-        if let Some(m) = gallery.search(&face.embedding, 1)?.first() {
+        let found = gallery.search_tolerant(&face.embedding, 1)?;
+        if let Some(m) = found.matches.first() {
             if m.score >= t.match_threshold && Some(&m.id) != existing.as_ref() {
                 log::warn!(
                     "{}: this face matches {} ({}) with score {:.3}; enrolling it as {name} anyway",
@@ -181,6 +250,7 @@ fn enroll(job: &Job, name: &str, largest: bool, images: &[PathBuf]) -> Result<Ou
     for (path, face) in &chosen {
         gallery.add_exemplar(&id, &face.embedding, &path.display().to_string(), now)?;
     }
+    flush_writes(&mut gallery)?;
     let total = gallery.exemplar_count(&id);
     if job.json {
         println!(
@@ -307,6 +377,9 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
     )?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
+    // The frame loop asks the index once per visit and never waits out
+    // an outage; it decides from the writes it holds instead.
+    gallery.set_query_retry(Duration::ZERO);
     let mut events = EventLog::open(&c.events_path())?;
     let mut tracker = VisitTracker::new(
         Duration::from_secs_f32(c.visit.visit_gap_s),
@@ -368,12 +441,23 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
             counters.visits += 1;
         }
         service.visits_open(tracker.open_visits());
+        // Only setup errors stop the loop; an outage waits in the outbox.
+        gallery.sync(SYNC_BUDGET_PER_FRAME)?;
     }
     let _ = last_time;
     for visit in tracker.close_all() {
         let decision = decide_visit(job, &mut gallery, &mut events, &visit)?;
         service.visit_decided(decision);
         counters.visits += 1;
+    }
+    if gallery.vectorize().is_some() {
+        let report = gallery.flush()?;
+        if report.queued > 0 {
+            log::warn!(
+                "{} write(s) are still in the outbox; the next run sends them",
+                report.queued
+            );
+        }
     }
     log::info!(
         "done: frames read {}, skipped {}, detector runs {}, faces {}, visits {}",
@@ -397,8 +481,15 @@ fn decide_visit(
     // `doorman forget` or `enroll` may have changed the gallery meanwhile.
     gallery.reload_if_changed()?;
     let embedding = visit.embedding()?;
-    let best = gallery.search(&embedding, r.top_k)?.into_iter().next();
-    let decision = thresholds(job).visit(best.as_ref());
+    let found = gallery.search_tolerant(&embedding, r.top_k)?;
+    let best = found.matches.into_iter().next();
+    let mut decision = thresholds(job).visit(best.as_ref());
+    if !found.complete && decision != Decision::Known {
+        // Only the device's recent writes were searched: a person the
+        // index knows may be missing from them. Calling this visit "new"
+        // would store a second identity for them.
+        decision = Decision::Uncertain;
+    }
 
     let (visitor, name) = match (decision, &best) {
         (Decision::Known, Some(m)) => {
@@ -441,6 +532,9 @@ fn decide_visit(
         _ => "somebody".to_string(),
     };
     let why = match (&best, decision) {
+        (_, Decision::Uncertain) if !found.complete => {
+            "the index is unreachable and no recent write matches".to_string()
+        }
         (Some(m), Decision::Known) => format!(
             "score {:.3} >= match_threshold {:.3}",
             m.score, r.match_threshold
@@ -484,6 +578,170 @@ fn all_faces_match(
         }
     }
     Ok(true)
+}
+
+fn index_create(job: &Job) -> Result<Outcome> {
+    let client = vectorize_client(job)?;
+    let retry = Retry::For(retry_max(job));
+    let dims = job.manifest.embedder.output_dim;
+    let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
+    let description = format!("doorman face exemplars ({model}, {dims} dimensions)");
+
+    let created = match client.create_index(dims, &description, retry) {
+        Ok(_) => true,
+        Err(vectorize::Error::IndexExists { .. }) => {
+            let existing = client.get_index(retry)?;
+            let (d, m) = (existing.config.dimensions, existing.config.metric.clone());
+            if d != Some(dims) || m.as_deref() != Some("cosine") {
+                bail!(
+                    "the index {} exists with dimensions {} and metric {}, but doorman needs \
+                     {dims} and cosine; choose another vectorize.index or delete that index",
+                    client.index_name(),
+                    d.map_or("?".into(), |d| d.to_string()),
+                    m.as_deref().unwrap_or("?")
+                );
+            }
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    // Vectors written before a metadata index exists are not filterable on
+    // it, so wait until the service lists them before anything is written.
+    for (property, kind) in vectorize::FILTERED_PROPERTIES {
+        let wanted = MetadataIndex {
+            property_name: property.to_string(),
+            index_type: kind.to_string(),
+        };
+        client.create_metadata_index(&wanted, retry)?;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let listed = client.list_metadata_indexes(retry)?;
+        let missing: Vec<&str> = vectorize::FILTERED_PROPERTIES
+            .iter()
+            .filter(|(p, _)| !listed.iter().any(|m| m.property_name == *p))
+            .map(|(p, _)| *p)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if started.elapsed() > METADATA_INDEX_WAIT {
+            bail!(
+                "the metadata index(es) {} are still not applied after {} s; run \
+                 `doorman index create` again before enrolling anybody",
+                missing.join(", "),
+                METADATA_INDEX_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(METADATA_INDEX_POLL);
+    }
+
+    let properties: Vec<&str> = vectorize::FILTERED_PROPERTIES
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    if job.json {
+        println!(
+            "{}",
+            json!({"index": client.index_name(), "created": created, "dimensions": dims,
+                   "metric": "cosine", "metadata_indexes": properties})
+        );
+    } else {
+        println!(
+            "{} index {} ({dims} dimensions, cosine); metadata indexes: {}",
+            if created {
+                "created"
+            } else {
+                "found the existing"
+            },
+            client.index_name(),
+            properties.join(", ")
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+fn index_info(job: &Job) -> Result<Outcome> {
+    let client = vectorize_client(job)?;
+    let retry = Retry::For(retry_max(job));
+    let index = client.get_index(retry)?;
+    let info = client.info(retry)?;
+    let metadata = client.list_metadata_indexes(retry)?;
+    let missing: Vec<&str> = vectorize::FILTERED_PROPERTIES
+        .iter()
+        .filter(|(p, _)| !metadata.iter().any(|m| m.property_name == *p))
+        .map(|(p, _)| *p)
+        .collect();
+    // The outbox is in the gallery file, which exists only for this store.
+    let (queued, unconfirmed, rejected) = if job.config.store == StoreKind::Vectorize {
+        open_gallery(job)?.outbox_status()?
+    } else {
+        (0, 0, 0)
+    };
+    if !missing.is_empty() {
+        log::warn!(
+            "the index lacks the metadata index(es) {}: doorman's queries filter on them and \
+             find nothing; run `doorman index create`",
+            missing.join(", ")
+        );
+    }
+    let properties: Vec<String> = metadata
+        .iter()
+        .map(|m| format!("{} ({})", m.property_name, m.index_type))
+        .collect();
+    if job.json {
+        println!(
+            "{}",
+            json!({
+                "index": index.name,
+                "dimensions": info.dimensions.or(index.config.dimensions),
+                "metric": index.config.metric,
+                "vector_count": info.vector_count,
+                "processed_up_to_mutation": info.processed_up_to_mutation,
+                "processed_up_to_datetime": info.processed_up_to_datetime,
+                "metadata_indexes": metadata.iter().map(|m| &m.property_name).collect::<Vec<_>>(),
+                "outbox": queued,
+                "pending_writes": unconfirmed,
+                "rejected_writes": rejected,
+            })
+        );
+    } else {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        println!("index:            {}", index.name);
+        println!(
+            "dimensions:       {}",
+            or_dash(
+                info.dimensions
+                    .or(index.config.dimensions)
+                    .map(|d| d.to_string())
+            )
+        );
+        println!("metric:           {}", or_dash(index.config.metric));
+        println!(
+            "vectors:          {}",
+            or_dash(info.vector_count.map(|n| n.to_string()))
+        );
+        println!(
+            "applied up to:    {} ({})",
+            or_dash(info.processed_up_to_mutation),
+            or_dash(info.processed_up_to_datetime)
+        );
+        println!(
+            "metadata indexes: {}",
+            if properties.is_empty() {
+                "none".to_string()
+            } else {
+                properties.join(", ")
+            }
+        );
+        println!("outbox:           {queued} write(s) waiting to be sent");
+        println!("pending:          {unconfirmed} accepted write(s) not yet seen applied");
+        if rejected > 0 {
+            println!("rejected:         {rejected} write(s) refused by the API (see the log)");
+        }
+    }
+    Ok(Outcome::Done)
 }
 
 fn visitors(job: &Job) -> Result<Outcome> {

@@ -29,6 +29,8 @@ pub struct Config {
     pub visit: VisitConfig,
     pub led: LedConfig,
     pub log: LogConfig,
+    /// The Cloudflare Vectorize index; read only when `store = "vectorize"`.
+    pub vectorize: VectorizeConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -36,6 +38,36 @@ pub struct Config {
 pub enum StoreKind {
     /// An SQLite file in `state_dir`: no account, no network.
     Local,
+    /// Exemplar vectors in a Cloudflare Vectorize index (`[vectorize]`);
+    /// visitors, visits and the outbox stay in the SQLite file.
+    Vectorize,
+}
+
+/// Where the Vectorize index is and how doorman talks to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorizeConfig {
+    /// The 32-character Cloudflare account id (from the dashboard).
+    #[serde(deserialize_with = "account_id")]
+    pub account_id: String,
+    /// Index name: lowercase letters, digits and `-`, starting with a letter.
+    #[serde(deserialize_with = "index_name")]
+    pub index: String,
+    /// The API base, up to and including `/client/v4`. Plain `http://` is
+    /// accepted only for a loopback host (the test stand-in).
+    #[serde(deserialize_with = "base_url")]
+    pub base_url: String,
+    /// The API token: an absolute path, or a bare name looked up in
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`). A file that
+    /// group or others may read is refused.
+    pub token_file: PathBuf,
+    /// Time limit of one HTTP request, connect to last byte.
+    #[serde(deserialize_with = "timeout_s")]
+    pub timeout_s: f32,
+    /// How long one operation keeps retrying (429, 5xx, network errors)
+    /// before it gives up; writes stay in the outbox and are sent later.
+    #[serde(deserialize_with = "retry_max_s")]
+    pub retry_max_s: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +260,23 @@ impl Default for Config {
             visit: VisitConfig::default(),
             led: LedConfig::default(),
             log: LogConfig::default(),
+            vectorize: VectorizeConfig::default(),
+        }
+    }
+}
+
+/// The real API; the product's default (tests always point elsewhere).
+pub const DEFAULT_VECTORIZE_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+
+impl Default for VectorizeConfig {
+    fn default() -> Self {
+        Self {
+            account_id: String::new(),
+            index: "doorman-faces".into(),
+            base_url: DEFAULT_VECTORIZE_BASE_URL.into(),
+            token_file: PathBuf::from("vectorize-token"),
+            timeout_s: 10.0,
+            retry_max_s: 60.0,
         }
     }
 }
@@ -372,6 +421,12 @@ impl Config {
                  is wired to, e.g. line = \"GPIO17\""
             );
         }
+        if self.store == StoreKind::Vectorize && self.vectorize.account_id.is_empty() {
+            anyhow::bail!(
+                "store = \"vectorize\" needs vectorize.account_id (the 32-character \
+                 Cloudflare account id)"
+            );
+        }
         Ok(())
     }
 
@@ -476,6 +531,18 @@ ranged!(
     |v| (1..=3650).contains(&v),
     "1 to 3650 days"
 );
+ranged!(
+    timeout_s,
+    f32,
+    |v| (0.1..=300.0).contains(&v),
+    "0.1 to 300 seconds"
+);
+ranged!(
+    retry_max_s,
+    f32,
+    |v| (0.0..=3600.0).contains(&v),
+    "0 to 3600 seconds"
+);
 
 /// An LED name is one folder under `sysfs_root`, never a path out of it.
 fn led_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
@@ -491,6 +558,39 @@ fn led_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::E
     }
 }
 
+/// Deserialises a string and checks it; the error names what is allowed.
+macro_rules! checked_string {
+    ($name:ident, $ok:expr, $allowed:literal) => {
+        fn $name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+            let v = String::deserialize(d)?;
+            let ok: fn(&str) -> bool = $ok;
+            if ok(&v) {
+                Ok(v)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "{v:?} is not allowed; expected {}",
+                    $allowed
+                )))
+            }
+        }
+    };
+}
+
+checked_string!(
+    account_id,
+    |v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()),
+    "the 32 hexadecimal characters of a Cloudflare account id"
+);
+checked_string!(
+    index_name,
+    crate::vectorize::valid_index_name,
+    "lowercase letters, digits and '-', starting with a letter, at most 64 bytes"
+);
+checked_string!(
+    base_url,
+    crate::vectorize::valid_base_url,
+    "an https:// URL (http:// only for 127.0.0.1, localhost or [::1]) without a trailing slash"
+);
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,6 +844,55 @@ mod tests {
                 "doorman.example.toml shows a non-default {what}"
             );
         }
+    }
+
+    #[test]
+    fn a_vectorize_table_is_parsed_strictly() {
+        let c = Config::parse(
+            "store = \"vectorize\"\n[vectorize]\naccount_id = \"0123456789abcdef0123456789abcdef\"\n\
+             index = \"front-door\"\ntimeout_s = 5\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.store, StoreKind::Vectorize);
+        assert_eq!(c.vectorize.index, "front-door");
+        assert_eq!(c.vectorize.timeout_s, 5.0);
+        assert_eq!(c.vectorize.base_url, DEFAULT_VECTORIZE_BASE_URL);
+
+        let err = Config::parse("[vectorize]\ntimeout_s = 0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("0.1 to 300") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = Config::parse("[vectorize]\nindex = \"Faces_1\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Faces_1") && err.contains("lowercase"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[vectorize]\nbase_url = \"http://example.org/v4\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https://"), "{err}");
+        let err = Config::parse("[vectorize]\ntoken = \"abc\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("token") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn the_vectorize_store_needs_an_account_id() {
+        let err = format!(
+            "{:#}",
+            Config::parse("store = \"vectorize\"\n", "t.toml").unwrap_err()
+        );
+        assert!(err.contains("account_id"), "{err}");
     }
 
     #[test]

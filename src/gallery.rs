@@ -1,9 +1,12 @@
 //! The gallery: visitors, their exemplar embeddings and their visits.
 //!
-//! The local store is one SQLite file in WAL mode with full sync, so a power
-//! cut at any moment leaves it readable with every committed visit. Search is
-//! exact cosine over all exemplars, held in memory: a front door sees tens
-//! or hundreds of people, not millions.
+//! One SQLite file in WAL mode with full sync, so a power cut at any moment
+//! leaves it readable with every committed visit. Visitors, visits and the
+//! register of exemplars always live here; the exemplar *vectors* live in
+//! the configured store: this file (`local`: exact cosine over all of them,
+//! held in memory, since a front door sees hundreds of people, not
+//! millions) or a Cloudflare Vectorize index (`vectorize`: writes go
+//! through a durable outbox in this file, see `crate::vectorize`).
 //!
 //! Deleting people (`label`, `forget`, `expire_anonymous`, `wipe`) happens
 //! only through the methods here, so that every store that mirrors the
@@ -11,14 +14,16 @@
 //! file (`secure_delete`) and the write-ahead log is emptied afterwards:
 //! forgetting someone must not leave their name or vectors in free pages.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::embed::Embedding;
+use crate::vectorize::{self, outbox, Retry, Store, SyncReport};
 
 /// A best match for a query: one per visitor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,16 +60,36 @@ pub struct VisitRecord {
     pub camera: String,
 }
 
-/// The local SQLite gallery.
+/// Where exemplar vectors are kept.
+pub enum StoreSpec {
+    /// In the gallery file itself.
+    Local,
+    /// In a Vectorize index; `label` (account/index) is recorded in the
+    /// file so it is never paired with another index by mistake.
+    Vectorize { store: Box<Store>, label: String },
+}
+
+/// The seam between the gallery's records and its vectors.
+enum Vectors {
+    /// Every exemplar as (visitor id, embedding), mirrored from the file.
+    Local(Vec<(String, Embedding)>),
+    Vectorize(Box<Store>),
+}
+
+/// The gallery: SQLite records plus the configured vector store.
 pub struct Gallery {
     db: Connection,
-    /// Every exemplar as (visitor id, embedding); rebuilt after each write.
-    exemplars: Vec<(String, Embedding)>,
+    vectors: Vectors,
     /// Dimension of the embedder the gallery was made with.
     dim: usize,
     /// SQLite's `data_version` when `exemplars` was last read: it changes
     /// when another process (`doorman forget` beside the service) writes.
     seen_version: i64,
+    /// Model name the gallery was opened for (metadata, filter).
+    embedder: String,
+    /// How long `search` may retry the index: commands wait, the frame
+    /// loop does not.
+    query_retry: Retry,
 }
 
 /// What `forget` removed.
@@ -74,6 +99,15 @@ pub struct Forgotten {
     pub name: Option<String>,
     pub exemplars: u64,
     pub visits: u64,
+}
+
+/// A gallery search and whether the configured store answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub matches: Vec<Match>,
+    /// False when the index could not be asked and only the writes kept
+    /// on the device were searched.
+    pub complete: bool,
 }
 
 const SCHEMA: &str = "
@@ -90,6 +124,8 @@ CREATE TABLE IF NOT EXISTS visitors (
     last_seen  INTEGER,
     visits     INTEGER NOT NULL DEFAULT 0
 );
+-- vector: the embedding with the local store; empty when it lives in a
+-- Vectorize index (a gallery file never mixes the two, see `store_label`).
 CREATE TABLE IF NOT EXISTS exemplars (
     id         TEXT PRIMARY KEY,
     visitor    TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
@@ -143,6 +179,12 @@ impl Gallery {
     /// `embedder` with `dim` outputs. A gallery made by another embedder is
     /// refused: its vectors would be meaningless to this one.
     pub fn open(path: &Path, embedder: &str, dim: usize) -> Result<Self> {
+        Self::open_with(path, embedder, dim, StoreSpec::Local)
+    }
+
+    /// Opens the gallery with its vectors in `spec`. A file whose vectors
+    /// live in another store is refused: its exemplars would be missing.
+    pub fn open_with(path: &Path, embedder: &str, dim: usize, spec: StoreSpec) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -180,11 +222,25 @@ impl Gallery {
                 )?;
             }
         }
+        let label = match &spec {
+            StoreSpec::Local => "local".to_string(),
+            StoreSpec::Vectorize { label, .. } => format!("vectorize:{label}"),
+        };
+        check_store_label(&db, path, &label)?;
+        let vectors = match spec {
+            StoreSpec::Local => Vectors::Local(Vec::new()),
+            StoreSpec::Vectorize { store, .. } => {
+                Store::prepare(&db)?;
+                Vectors::Vectorize(store)
+            }
+        };
         let mut gallery = Self {
             db,
-            exemplars: Vec::new(),
+            vectors,
             dim,
             seen_version: 0,
+            embedder: embedder.to_string(),
+            query_retry: Retry::Once,
         };
         gallery.reload()?;
         Ok(gallery)
@@ -203,8 +259,17 @@ impl Gallery {
         Ok(())
     }
 
+    /// Lets `search` retry the index for up to `limit` (one-shot commands);
+    /// the default is one attempt, for the frame loop.
+    pub fn set_query_retry(&mut self, limit: Duration) {
+        self.query_retry = Retry::For(limit);
+    }
+
     fn reload(&mut self) -> Result<()> {
         self.seen_version = self.data_version()?;
+        if !matches!(self.vectors, Vectors::Local(_)) {
+            return Ok(());
+        }
         let mut stmt = self
             .db
             .prepare("SELECT visitor, vector, id FROM exemplars ORDER BY rowid")?;
@@ -232,7 +297,7 @@ impl Gallery {
             ));
         }
         drop(stmt);
-        self.exemplars = exemplars;
+        self.vectors = Vectors::Local(exemplars);
         Ok(())
     }
 
@@ -295,30 +360,131 @@ impl Gallery {
             |r| r.get(0),
         )?;
         let id = format!("{visitor}.e{}", n + 1);
+        let local = matches!(self.vectors, Vectors::Local(_));
+        let blob = if local {
+            encode_vector(e.as_slice())
+        } else {
+            Vec::new()
+        };
         tx.execute(
             "INSERT INTO exemplars (id, visitor, vector, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, visitor, encode_vector(e.as_slice()), source, unix_seconds(now)],
+            params![id, visitor, blob, source, unix_seconds(now)],
         )
         .with_context(|| format!("adding an exemplar to {visitor}"))?;
+        if !local {
+            // Queued in the same transaction: the exemplar and its write to
+            // the index exist together or not at all.
+            let name: Option<String> =
+                tx.query_row("SELECT name FROM visitors WHERE id = ?1", [visitor], |r| {
+                    r.get(0)
+                })?;
+            let kind = if source == "visit" { "visit" } else { "enroll" };
+            let meta = vectorize::metadata(&vectorize::ExemplarMeta {
+                visitor,
+                name: name.as_deref(),
+                embedder: &self.embedder,
+                source: kind,
+                created_at: unix_seconds(now),
+            });
+            outbox::push_upsert(
+                &tx,
+                &vectorize::vector_id(&id),
+                visitor,
+                e.as_slice(),
+                &serde_json::Value::Object(meta).to_string(),
+                unix_seconds(now),
+            )?;
+        }
         tx.commit()?;
-        self.exemplars.push((visitor.to_string(), e.clone()));
+        if let Vectors::Local(list) = &mut self.vectors {
+            list.push((visitor.to_string(), e.clone()));
+        }
         Ok(id)
     }
 
     /// Number of exemplars a visitor has.
     pub fn exemplar_count(&self, visitor: &str) -> usize {
-        self.exemplars.iter().filter(|(v, _)| v == visitor).count()
+        match &self.vectors {
+            Vectors::Local(list) => list.iter().filter(|(v, _)| v == visitor).count(),
+            Vectors::Vectorize(_) => self
+                .db
+                .query_row(
+                    "SELECT COUNT(*) FROM exemplars WHERE visitor = ?1",
+                    [visitor],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_or(0, |n| n as usize),
+        }
     }
 
     /// The `top_k` visitors closest to `query`, best first, each scored by
-    /// its closest exemplar.
+    /// its closest exemplar. Fails when the configured index cannot be
+    /// asked (see [`Gallery::search_tolerant`]).
     pub fn search(&self, query: &Embedding, top_k: usize) -> Result<Vec<Match>> {
+        let hits = match &self.vectors {
+            Vectors::Local(list) => list
+                .iter()
+                .map(|(visitor, e)| (visitor.clone(), query.cosine(e)))
+                .collect(),
+            Vectors::Vectorize(store) => {
+                let hits = store.search(&self.db, query, top_k, self.query_retry)?;
+                self.visitor_hits(hits)?
+            }
+        };
+        self.best_visitors(hits, top_k)
+    }
+
+    /// Like [`Gallery::search`], but when the index cannot be asked for a
+    /// passing reason (network, 429, 5xx) it searches what the device still
+    /// holds (queued and unconfirmed writes) and says the answer is
+    /// incomplete. Setup errors (token, index, dimension) still fail.
+    pub fn search_tolerant(&self, query: &Embedding, top_k: usize) -> Result<Found> {
+        let Vectors::Vectorize(store) = &self.vectors else {
+            return Ok(Found {
+                matches: self.search(query, top_k)?,
+                complete: true,
+            });
+        };
+        match store.search(&self.db, query, top_k, self.query_retry) {
+            Ok(hits) => Ok(Found {
+                matches: self.best_visitors(self.visitor_hits(hits)?, top_k)?,
+                complete: true,
+            }),
+            Err(e) if e.is_retryable() => {
+                log::warn!("{e}; deciding from the writes kept on this device");
+                let hits = store.search_unconfirmed(&self.db, query)?;
+                Ok(Found {
+                    matches: self.best_visitors(self.visitor_hits(hits)?, top_k)?,
+                    complete: false,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Maps vector ids to visitors through the exemplar register. An id
+    /// the register does not know (a forgotten visitor whose deletion the
+    /// index has not applied yet, or a vector doorman did not write) is
+    /// dropped.
+    fn visitor_hits(&self, hits: Vec<(String, f32)>) -> Result<Vec<(String, f32)>> {
+        let mut stmt = self.db.prepare("SELECT id, visitor FROM exemplars")?;
+        let register: HashMap<String, String> = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .map(|row| row.map(|(id, visitor)| (vectorize::vector_id(&id), visitor)))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|(id, score)| register.get(&id).map(|v| (v.clone(), score)))
+            .collect())
+    }
+
+    /// Per visitor the best score, best visitors first, with their names.
+    fn best_visitors(&self, hits: Vec<(String, f32)>, top_k: usize) -> Result<Vec<Match>> {
         let mut best: Vec<(String, f32)> = Vec::new();
-        for (visitor, e) in &self.exemplars {
-            let score = query.cosine(e);
-            match best.iter_mut().find(|(v, _)| v == visitor) {
+        for (visitor, score) in hits {
+            match best.iter_mut().find(|(v, _)| *v == visitor) {
                 Some(entry) => entry.1 = entry.1.max(score),
-                None => best.push((visitor.clone(), score)),
+                None => best.push((visitor, score)),
             }
         }
         best.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -392,6 +558,47 @@ impl Gallery {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Sends queued writes to the index for about `budget` (no-op for the
+    /// local store). Only setup errors fail; an outage is in the report.
+    pub fn sync(&mut self, budget: Duration) -> Result<SyncReport> {
+        match &mut self.vectors {
+            Vectors::Local(_) => Ok(SyncReport::default()),
+            Vectors::Vectorize(store) => store.sync(&mut self.db, budget),
+        }
+    }
+
+    /// Sends every queued write, retrying up to the store's `retry_max_s`:
+    /// for one-shot commands.
+    pub fn flush(&mut self) -> Result<SyncReport> {
+        match &mut self.vectors {
+            Vectors::Local(_) => Ok(SyncReport::default()),
+            Vectors::Vectorize(store) => {
+                store.confirm_now();
+                store.flush(&mut self.db)
+            }
+        }
+    }
+
+    /// The Vectorize store, when that is where the vectors are.
+    pub fn vectorize(&self) -> Option<&Store> {
+        match &self.vectors {
+            Vectors::Vectorize(s) => Some(s),
+            Vectors::Local(_) => None,
+        }
+    }
+
+    /// Writes queued for the index and accepted ones not yet confirmed.
+    pub fn outbox_status(&self) -> Result<(u64, u64, u64)> {
+        match &self.vectors {
+            Vectors::Local(_) => Ok((0, 0, 0)),
+            Vectors::Vectorize(_) => Ok((
+                outbox::len(&self.db)?,
+                outbox::recent_len(&self.db)?,
+                outbox::rejected_len(&self.db)?,
+            )),
+        }
+    }
+
     /// Number of recorded visits.
     pub fn visit_count(&self) -> Result<u64> {
         Ok(self
@@ -451,6 +658,9 @@ impl Gallery {
             .map(|n| n as u64)
         };
         let (exemplars, visits) = (count("exemplars")?, count("visits")?);
+        if let Vectors::Vectorize(_) = self.vectors {
+            queue_remote_deletes(&tx, "SELECT id FROM exemplars WHERE visitor = ?1", [id])?;
+        }
         tx.execute("DELETE FROM exemplars WHERE visitor = ?1", [id])?;
         tx.execute("DELETE FROM visits WHERE visitor = ?1", [id])?;
         tx.execute("DELETE FROM visitors WHERE id = ?1", [id])?;
@@ -483,6 +693,9 @@ impl Gallery {
     /// was made for stays: it describes the file, not a person.
     pub fn wipe(&mut self) -> Result<()> {
         let tx = self.db.transaction()?;
+        if let Vectors::Vectorize(_) = self.vectors {
+            queue_remote_deletes(&tx, "SELECT id FROM exemplars", [])?;
+        }
         tx.execute_batch(
             "DELETE FROM exemplars; DELETE FROM visits; DELETE FROM visitors;
              DELETE FROM sqlite_sequence;",
@@ -504,6 +717,57 @@ impl Gallery {
         self.seen_version = self.data_version()?;
         Ok(())
     }
+}
+
+/// Queues, in the outbox, the deletion from the Vectorize index of every
+/// exemplar `select` lists: the index forgets too, once it is reachable.
+fn queue_remote_deletes<P: rusqlite::Params>(
+    tx: &rusqlite::Transaction,
+    select: &str,
+    params: P,
+) -> Result<()> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare(select)?;
+        let rows = stmt.query_map(params, |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let now = unix_seconds(SystemTime::now());
+    for id in &ids {
+        outbox::push_delete(tx, &vectorize::vector_id(id), now)?;
+    }
+    Ok(())
+}
+
+/// Records which store a gallery file's vectors are in, and refuses a file
+/// whose vectors are elsewhere. A file from before the record is local.
+fn check_store_label(db: &Connection, path: &Path, label: &str) -> Result<()> {
+    let stored: Option<String> = db
+        .query_row("SELECT value FROM settings WHERE key = 'store'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let stored = match stored {
+        Some(s) => s,
+        None => {
+            let exemplars: i64 =
+                db.query_row("SELECT COUNT(*) FROM exemplars", [], |r| r.get(0))?;
+            let s = if exemplars > 0 { "local" } else { label };
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES ('store', ?1)",
+                [s],
+            )?;
+            s.to_string()
+        }
+    };
+    if stored != label {
+        bail!(
+            "the gallery {} keeps its vectors in {stored}, but the config says {label}; \
+             doorman does not move vectors between stores (set the old store again, or \
+             use another state_dir to start a new gallery)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn encode_vector(values: &[f32]) -> Vec<u8> {

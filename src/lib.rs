@@ -3,7 +3,8 @@
 //! A frame goes `camera` → `detect` → `align` → `embed` → `visit` →
 //! `recognize` → `gallery`, and each closed visit becomes an `events` line.
 //! `pipeline` strings detect, align and embed together; `models` pins the
-//! networks they run; `config` is the one TOML file an owner edits.
+//! networks they run; `config` is the one TOML file an owner edits;
+//! `vectorize` keeps the gallery's vectors in a Cloudflare Vectorize index.
 //! Around the loop, `service` talks to systemd and drives the `led`;
 //! `check` and `privacy` are the owner's commands for setup and deletion.
 
@@ -27,4 +28,5 @@ pub mod pipeline;
 pub mod privacy;
 pub mod recognize;
 pub mod service;
+pub mod vectorize;
 pub mod visit;
