@@ -8,19 +8,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::camera::{FilesSource, FrameSource, Next};
+use crate::camera;
 use crate::cli::{Cli, Command};
-use crate::config::Config;
+use crate::config::{CameraSource, Config};
 use crate::events::{Event, EventLog};
 use crate::frame::Frame;
 use crate::gallery::{unix_seconds, Gallery, VisitRecord};
+use crate::live;
 use crate::models::Manifest;
 use crate::pipeline::{Face, Pipeline};
 use crate::recognize::{Decision, Thresholds};
-use crate::visit::{ClosedVisit, VisitTracker};
+use crate::visit::ClosedVisit;
 
 /// How a command ended when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ fn load_pipeline(job: &Job) -> Result<Pipeline> {
     let c = &job.config;
     Pipeline::load(
         &c.models.dir,
-        &job.manifest,
+        job.manifest,
         c.detector_settings(),
         &c.models.embedder_variant,
     )
@@ -232,88 +233,32 @@ fn identify(job: &Job, images: &[PathBuf]) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Counts shown in the log at the end of a run.
-#[derive(Debug, Default)]
-struct Counters {
-    frames: u64,
-    skipped: u64,
-    detector_runs: u64,
-    faces: u64,
-    visits: u64,
-}
-
 fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
     let c = &job.config;
-    let path = replay
-        .map(Path::to_path_buf)
-        .or_else(|| c.camera.path.clone())
-        .context("camera.source is \"files\" but camera.path is not set (or pass --replay DIR)")?;
-    let mut source = FilesSource::open(
-        &path,
-        c.camera.replay_fps,
-        c.camera.clock_fps,
-        c.detect.max_image_px,
-    )?;
+    let mut source = camera::open(c, replay)?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
     let mut events = EventLog::open(&c.events_path())?;
-    let mut tracker = VisitTracker::new(
-        Duration::from_secs_f32(c.visit.visit_gap_s),
-        c.visit.best_faces,
-        c.visit.same_person_threshold,
-    );
-    log::info!(
-        "replaying {} frames from {} as camera {:?}",
-        source.len(),
-        path.display(),
-        c.camera.name
-    );
+    let stop = live::stop_on_signals()?;
 
-    let mut counters = Counters::default();
-    let mut outcome = Outcome::Done;
-    let mut last_time = SystemTime::now();
-    loop {
-        let frame = match source.next() {
-            Next::Frame(f) => f,
-            Next::Skipped { what, why } => {
-                log::warn!("skipping frame {what}: {why}");
-                counters.skipped += 1;
-                outcome = Outcome::SomeInputsFailed;
-                continue;
-            }
-            Next::End => break,
-        };
-        counters.frames += 1;
-        last_time = frame.captured_at;
-        counters.detector_runs += 1;
-        let faces = match pipeline.faces(&frame) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("frame {}: {e:#}", counters.frames);
-                continue;
-            }
-        };
-        counters.faces += faces.len() as u64;
-        tracker.observe(frame.captured_at, faces);
-        for visit in tracker.close_expired(frame.captured_at) {
-            decide_visit(job, &mut gallery, &mut events, &visit)?;
-            counters.visits += 1;
-        }
+    let mut lp = live::Loop::new(c, &pipeline);
+    let counters = live::run(
+        source.as_mut(),
+        &mut lp,
+        &stop,
+        &mut live::LogStatus,
+        |visit| decide_visit(job, &mut gallery, &mut events, visit),
+    )?;
+
+    if job.json {
+        println!("{}", json!({ "counters": counters }));
     }
-    let _ = last_time;
-    for visit in tracker.close_all() {
-        decide_visit(job, &mut gallery, &mut events, &visit)?;
-        counters.visits += 1;
+    // A replay names its unreadable frames; a camera just carries on.
+    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
+    if replaying && counters.dropped_frames > 0 {
+        return Ok(Outcome::SomeInputsFailed);
     }
-    log::info!(
-        "done: {} frames read, {} skipped, {} detector runs, {} faces, {} visits",
-        counters.frames,
-        counters.skipped,
-        counters.detector_runs,
-        counters.faces,
-        counters.visits
-    );
-    Ok(outcome)
+    Ok(Outcome::Done)
 }
 
 /// Recognises a closed visit, updates the gallery and writes its event.
@@ -322,7 +267,7 @@ fn decide_visit(
     gallery: &mut Gallery,
     events: &mut EventLog,
     visit: &ClosedVisit,
-) -> Result<()> {
+) -> Result<Decision> {
     let r = &job.config.recognize;
     let embedding = visit.embedding()?;
     let best = gallery.search(&embedding, r.top_k)?.into_iter().next();
@@ -355,7 +300,14 @@ fn decide_visit(
         camera: job.config.camera.name.clone(),
     };
     gallery.record_visit(&record)?;
-    let event = Event::from_visit(visit, &record, name.as_deref());
+    let mut event = Event::from_visit(visit, &record, name.as_deref());
+    if job.config.events.save_crops {
+        let dir = job.config.state_dir.join("crops");
+        match crate::events::save_crop(&dir, visit, visitor.as_deref()) {
+            Ok(path) => event.crop = Some(path.display().to_string()),
+            Err(e) => log::warn!("saving the visit's face crop: {e:#}"),
+        }
+    }
     events.append(&event)?;
 
     let who = match (&name, &visitor) {
@@ -388,7 +340,7 @@ fn decide_visit(
     if job.json {
         println!("{}", serde_json::to_string(&event)?);
     }
-    Ok(())
+    Ok(decision)
 }
 
 fn visitors(job: &Job) -> Result<Outcome> {
