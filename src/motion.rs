@@ -133,10 +133,19 @@ pub struct MotionDetector {
     /// Running average of past (normalised, blurred) frames; empty until
     /// the first frame.
     background: Vec<f32>,
+    /// The scene as last seen without motion: a pixel back at this value
+    /// is background revealed by somebody leaving, not motion (without it
+    /// the "ghost" of a departed visitor would wake the detector for
+    /// seconds).
+    empty_scene: Vec<f32>,
     contrast: VecDeque<(f32, f32)>,
     last_mean: Option<f32>,
     /// Adapting fast after a global change (or at start).
     calibrating: bool,
+    /// This frame's contrast stretch points; they join the history only
+    /// if the frame shows no motion, so that a visitor's white shirt does
+    /// not restretch the scene under the background.
+    pending_contrast: Option<(f32, f32)>,
 }
 
 impl MotionDetector {
@@ -148,9 +157,11 @@ impl MotionDetector {
             masked: Vec::new(),
             unmasked: 0,
             background: Vec::new(),
+            empty_scene: Vec::new(),
             contrast: VecDeque::new(),
             last_mean: None,
             calibrating: true,
+            pending_contrast: None,
         }
     }
 
@@ -167,6 +178,7 @@ impl MotionDetector {
         let mut current = self.prepare(&small);
 
         if self.background.is_empty() {
+            self.empty_scene = current.clone();
             self.background = current;
             self.last_mean = Some(mean);
             return Motion::default();
@@ -176,13 +188,22 @@ impl MotionDetector {
         // the camera's exposure control) is no motion: compare after
         // taking out the typical difference.
         let offset = self.median_difference(&current);
+        for v in current.iter_mut() {
+            *v -= offset;
+        }
         let threshold = self.config.threshold_levels;
-        let changed: Vec<bool> = current
-            .iter()
-            .zip(&self.background)
-            .zip(&self.masked)
-            .map(|((c, b), &m)| !m && (c - offset - b).abs() > threshold)
-            .collect();
+        let mut changed = vec![false; current.len()];
+        for (i, &c) in current.iter().enumerate() {
+            if self.masked[i] || (c - self.background[i]).abs() <= threshold {
+                continue;
+            }
+            if (c - self.empty_scene[i]).abs() <= threshold {
+                // Revealed background: forget the ghost at once.
+                self.background[i] = c;
+            } else {
+                changed[i] = true;
+            }
+        }
         let changed_share =
             changed.iter().filter(|&&c| c).count() as f32 / self.unmasked.max(1) as f32;
 
@@ -216,6 +237,7 @@ impl MotionDetector {
             let first = !self.calibrating;
             self.contrast.clear();
             self.background = self.prepare(&small);
+            self.empty_scene = self.background.clone();
             self.calibrating = true;
             log::debug!(
                 "motion: global change ({:.0} % changed, brightness jump {jump:.0}); recalibrating",
@@ -254,6 +276,14 @@ impl MotionDetector {
             *b += alpha * offset;
         }
 
+        if regions.is_empty() {
+            if let Some(c) = self.pending_contrast.take() {
+                if self.contrast.len() == CONTRAST_HISTORY_FRAMES {
+                    self.contrast.pop_front();
+                }
+                self.contrast.push_back(c);
+            }
+        }
         Motion {
             regions,
             changed_share,
@@ -310,6 +340,7 @@ impl MotionDetector {
         self.masked = rasterise_mask(&self.config.mask, w, h);
         self.unmasked = self.masked.iter().filter(|&&m| !m).count();
         self.background.clear();
+        self.empty_scene.clear();
         self.contrast.clear();
         self.last_mean = None;
         self.calibrating = true;
@@ -336,10 +367,11 @@ impl MotionDetector {
         }
         let low = percentile(&histogram, self.unmasked, CONTRAST_LOW_PERCENTILE);
         let high = percentile(&histogram, self.unmasked, CONTRAST_HIGH_PERCENTILE);
-        if self.contrast.len() == CONTRAST_HISTORY_FRAMES {
-            self.contrast.pop_front();
+        if self.contrast.is_empty() {
+            self.contrast.push_back((low, high));
+        } else {
+            self.pending_contrast = Some((low, high));
         }
-        self.contrast.push_back((low, high));
         let n = self.contrast.len() as f32;
         let low = self.contrast.iter().map(|c| c.0).sum::<f32>() / n;
         let high = self.contrast.iter().map(|c| c.1).sum::<f32>() / n;
@@ -606,6 +638,22 @@ mod tests {
         for seed in 21..30 {
             let motion = m.detect(&plane(&brighter(seed)));
             assert!(!motion.any(), "frame {seed} after the change: {motion:?}");
+        }
+    }
+
+    #[test]
+    fn somebody_leaving_after_a_long_stay_leaves_no_ghost() {
+        let mut m = settled(&MotionConfig::default());
+        // Standing (nearly) still for 40 frames: partly absorbed.
+        for seed in 10..50 {
+            let x = 150 + seed % 3;
+            m.detect(&plane(&with_box(scene(seed), x, 60, 60, 220)));
+        }
+        let left = m.detect(&plane(&scene(50)));
+        assert!(!left.any(), "the frame after leaving: {left:?}");
+        for seed in 51..55 {
+            let motion = m.detect(&plane(&scene(seed)));
+            assert!(!motion.any(), "frame {seed}: {motion:?}");
         }
     }
 
