@@ -169,6 +169,14 @@ pub fn open(config: &Config, replay: Option<&Path>) -> Result<Box<dyn FrameSourc
             open_files(config, &path)
         }
         CameraSource::Rpicam => {
+            // A missing program is a setup mistake, not a camera to wait for.
+            if find_program(&c.rpicam_path).is_none() {
+                bail!(
+                    "camera.rpicam_path {} was not found{}; install it with `sudo apt install rpicam-apps` (rpicam-apps-lite on Lite images)",
+                    c.rpicam_path.display(),
+                    if c.rpicam_path.components().count() > 1 { "" } else { " on PATH" }
+                );
+            }
             let opener = RpicamOpener::new(c);
             log::info!(
                 "camera {:?}: {} {}",
@@ -192,6 +200,17 @@ pub fn open(config: &Config, replay: Option<&Path>) -> Result<Box<dyn FrameSourc
             Ok(Box::new(Reopening::new(opener, backoff)))
         }
     }
+}
+
+/// `program` itself when it is a path, else the first match on PATH.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 /// A folder or image file, or a YUV420 or MJPEG stream file.
@@ -582,6 +601,20 @@ mod tests {
             other => panic!("expected the cut frame to be skipped, got {other:?}"),
         }
         assert!(matches!(src.next(), Next::End));
+    }
+
+    #[test]
+    fn a_missing_rpicam_vid_stops_at_start_with_how_to_install_it() {
+        let mut config = Config::default();
+        config.camera.source = CameraSource::Rpicam;
+        config.camera.rpicam_path = PathBuf::from("/nonexistent/rpicam-vid");
+        let err = format!("{:#}", open(&config, None).err().unwrap());
+        assert!(
+            err.contains("/nonexistent/rpicam-vid") && err.contains("rpicam-apps"),
+            "{err}"
+        );
+        config.camera.rpicam_path = PathBuf::from("sh");
+        assert!(open(&config, None).is_ok(), "sh is on PATH");
     }
 
     #[test]

@@ -43,9 +43,12 @@ pub struct Counters {
     pub dropped_frames: u64,
     /// Times the camera failed and had to be reopened.
     pub camera_errors: u64,
-    #[serde(serialize_with = "millis")]
+    /// Time in the motion gate (JSON: milliseconds).
+    #[serde(rename = "motion_ms", serialize_with = "millis")]
     pub motion_time: Duration,
-    #[serde(serialize_with = "millis")]
+    /// Time in detection, alignment and embedding, RGB conversion included
+    /// (JSON: milliseconds).
+    #[serde(rename = "detector_ms", serialize_with = "millis")]
     pub detector_time: Duration,
 }
 

@@ -446,7 +446,7 @@ fn a_camera_child_that_dies_mid_frame_is_restarted_and_the_visit_is_still_decide
         &format!(
             "[camera]\nsource = \"rpicam\"\nrpicam_path = {fake:?}\nrpicam_args = [\"--rotation\", \"0\"]\n\
              width_px = 600\nheight_px = 450\nfps = 10.0\nretry_min_s = 0.05\nretry_max_s = 0.2\n\
-             [detect]\ndetect_fps = 20.0\n[visit]\nvisit_gap_s = 3.0\n"
+             [detect]\ndetect_fps = 20.0\n[visit]\nvisit_gap_s = 3.0\n[events]\nsave_crops = true\n"
         ),
     );
     env.enroll(
@@ -513,4 +513,10 @@ fn a_camera_child_that_dies_mid_frame_is_restarted_and_the_visit_is_still_decide
         [("Barack Obama".into(), "known".into())],
         "{events:?}\n{stderr}"
     );
+
+    // save_crops is on here: the visit's best face crop is on disk.
+    let crop = PathBuf::from(events[0]["crop"].as_str().expect("a crop path"));
+    assert!(crop.starts_with(env.path().join("state/crops")), "{crop:?}");
+    let img = image::open(&crop).unwrap();
+    assert_eq!((img.width(), img.height()), (150, 150));
 }

@@ -151,6 +151,9 @@ impl RpicamChild {
 }
 
 impl Capture for RpicamChild {
+    // Limitation: a child that stalls without exiting blocks this read for
+    // good; only the systemd watchdog (fed while frames arrive) notices. A
+    // read timeout (poll on the pipe) would let doorman restart it itself.
     fn capture(&mut self) -> Result<CameraFrame, CaptureError> {
         let layout = self.reader.layout();
         match self.reader.read_frame() {
