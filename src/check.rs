@@ -9,7 +9,7 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::camera::FilesSource;
@@ -118,10 +118,63 @@ fn camera(config: &Config) -> Result<String> {
                 path.display()
             ))
         }
+        CameraSource::Rpicam => {
+            let program = &config.camera.rpicam_path;
+            let found = find_program(program).with_context(|| {
+                format!(
+                    "camera.source is \"rpicam\" but {} was not found (install rpicam-apps, \
+                     or set camera.rpicam_path)",
+                    program.display()
+                )
+            })?;
+            // Only the program is checked: starting it would take the camera
+            // from a running service.
+            Ok(format!(
+                "rpicam: {} (the camera itself is not probed)",
+                found.display()
+            ))
+        }
+        CameraSource::V4l2 => {
+            use std::os::unix::fs::FileTypeExt;
+            let device = &config.camera.device;
+            let meta = std::fs::metadata(device).with_context(|| {
+                format!(
+                    "camera.source is \"v4l2\" but {} is not there (is the webcam plugged in? \
+                     `v4l2-ctl --list-devices` lists the nodes)",
+                    device.display()
+                )
+            })?;
+            if !meta.file_type().is_char_device() {
+                bail!("{} is not a device node", device.display());
+            }
+            // Only the node is checked: opening it would take the camera from
+            // a running service.
+            Ok(format!("v4l2: {} (formats not probed)", device.display()))
+        }
         // Limitation: a source added later is not probed until it gets a
         // check of its own here.
+        #[allow(unreachable_patterns)]
         _ => Ok("not checked for this camera source".to_string()),
     }
+}
+
+/// An executable file at `program` (a path), or on PATH (a bare name).
+fn find_program(program: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        if executable(program) {
+            return Ok(program.to_path_buf());
+        }
+        bail!("{} is not an executable file", program.display());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .with_context(|| format!("no {} on PATH", program.display()))
 }
 
 fn store(config: &Config, manifest: &Manifest) -> Result<String> {

@@ -49,10 +49,11 @@ pub enum Command {
         images: Vec<PathBuf>,
     },
     /// Watch the camera and record one event per visit, until stopped
-    /// (the `files` source stops at the end of its folder).
+    /// (SIGTERM or Ctrl-C; a replay stops at its end).
     Run {
-        /// Replay this folder of frames instead of `camera.path`.
-        #[arg(long, value_name = "DIR")]
+        /// Replay this folder of frames, or this `.yuv` (raw YUV420) or
+        /// `.mjpeg` stream file, instead of the configured camera.
+        #[arg(long, value_name = "PATH")]
         replay: Option<PathBuf>,
     },
     /// List the gallery's visitors with their visit counts.

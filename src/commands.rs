@@ -11,18 +11,19 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::camera::{FilesSource, FrameSource, Next};
+use crate::camera;
 use crate::cli::{Cli, Command, IndexAction};
-use crate::config::{Config, StoreKind};
+use crate::config::{CameraSource, Config, StoreKind};
 use crate::events::{Event, EventLog};
 use crate::frame::Frame;
 use crate::gallery::{unix_seconds, Gallery, StoreSpec, VisitRecord};
+use crate::live;
 use crate::models::Manifest;
 use crate::pipeline::{Face, Pipeline};
 use crate::recognize::{Decision, Thresholds};
 use crate::service::Service;
 use crate::vectorize::{self, client::MetadataIndex, Client, Retry, Store, Token};
-use crate::visit::{ClosedVisit, VisitTracker};
+use crate::visit::ClosedVisit;
 
 /// Time the frame loop gives the outbox per frame. A request already
 /// started may take up to `vectorize.timeout_s`; after a failure nothing
@@ -344,16 +345,6 @@ fn identify(job: &Job, images: &[PathBuf]) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Counts shown in the log at the end of a run.
-#[derive(Debug, Default)]
-struct Counters {
-    frames: u64,
-    skipped: u64,
-    detector_runs: u64,
-    faces: u64,
-    visits: u64,
-}
-
 /// `doorman run` inside the appliance's life cycle: signals, systemd
 /// notifications and the LED around the loop.
 fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
@@ -365,90 +356,30 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
 
 fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<Outcome> {
     let c = &job.config;
-    let path = replay
-        .map(Path::to_path_buf)
-        .or_else(|| c.camera.path.clone())
-        .context("camera.source is \"files\" but camera.path is not set (or pass --replay DIR)")?;
-    let mut source = FilesSource::open(
-        &path,
-        c.camera.replay_fps,
-        c.camera.clock_fps,
-        c.detect.max_image_px,
-    )?;
+    let mut source = camera::open(c, replay)?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
     // The frame loop asks the index once per visit and never waits out
     // an outage; it decides from the writes it holds instead.
     gallery.set_query_retry(Duration::ZERO);
     let mut events = EventLog::open(&c.events_path())?;
-    let mut tracker = VisitTracker::new(
-        Duration::from_secs_f32(c.visit.visit_gap_s),
-        c.visit.best_faces,
-        c.visit.same_person_threshold,
-    );
+    let mut lp = live::Loop::new(c, &pipeline);
     log::info!(
-        "replaying {} frames from {} as camera {:?}",
-        source.len(),
-        path.display(),
-        c.camera.name
+        "watching camera {:?} ({:?} source)",
+        c.camera.name,
+        c.camera.source
     );
     service.ready();
 
-    let mut counters = Counters::default();
-    let mut outcome = Outcome::Done;
-    let mut last_time = SystemTime::now();
-    loop {
-        if service.should_stop() {
-            log::info!("stopping: closing {} open visit(s)", tracker.open_visits());
-            break;
-        }
-        if service.sweep_due() {
-            // A failed sweep is retried in an hour; it never stops the door.
-            if let Err(e) = crate::privacy::expire(c, &mut gallery) {
-                log::warn!("retention sweep: {e:#}");
-            }
-        }
-        let frame = match source.next() {
-            Next::Frame(f) => f,
-            Next::Skipped { what, why } => {
-                log::warn!("skipping frame {what}: {why}");
-                counters.skipped += 1;
-                outcome = Outcome::SomeInputsFailed;
-                continue;
-            }
-            Next::End => break,
-        };
-        counters.frames += 1;
-        service.frame_arrived();
-        last_time = frame.captured_at;
-        counters.detector_runs += 1;
-        let faces = match pipeline.faces(&frame) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("frame {}: {e:#}", counters.frames);
-                continue;
-            }
-        };
-        counters.faces += faces.len() as u64;
-        let open_before = tracker.open_visits();
-        tracker.observe(frame.captured_at, faces);
-        if tracker.open_visits() > open_before {
-            log::info!("visit started ({} open)", tracker.open_visits());
-        }
-        for visit in tracker.close_expired(frame.captured_at) {
-            let decision = decide_visit(job, &mut gallery, &mut events, &visit)?;
-            service.visit_decided(decision);
-            counters.visits += 1;
-        }
-        service.visits_open(tracker.open_visits());
-        // Only setup errors stop the loop; an outage waits in the outbox.
-        gallery.sync(SYNC_BUDGET_PER_FRAME)?;
-    }
-    let _ = last_time;
-    for visit in tracker.close_all() {
-        let decision = decide_visit(job, &mut gallery, &mut events, &visit)?;
-        service.visit_decided(decision);
-        counters.visits += 1;
+    let mut door = RunDoor {
+        job,
+        gallery: &mut gallery,
+        events: &mut events,
+    };
+    let counters = live::run(source.as_mut(), &mut lp, service, &mut door)?;
+
+    if job.json {
+        println!("{}", json!({ "counters": counters }));
     }
     if gallery.vectorize().is_some() {
         let report = gallery.flush()?;
@@ -459,15 +390,38 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
             );
         }
     }
-    log::info!(
-        "done: frames read {}, skipped {}, detector runs {}, faces {}, visits {}",
-        counters.frames,
-        counters.skipped,
-        counters.detector_runs,
-        counters.faces,
-        counters.visits
-    );
-    Ok(outcome)
+    // A replay names its unreadable frames; a camera just carries on.
+    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
+    if replaying && counters.dropped_frames > 0 {
+        return Ok(Outcome::SomeInputsFailed);
+    }
+    Ok(Outcome::Done)
+}
+
+/// What `doorman run` does with the loop's results.
+struct RunDoor<'a> {
+    job: &'a Job,
+    gallery: &'a mut Gallery,
+    events: &'a mut EventLog,
+}
+
+impl live::Door for RunDoor<'_> {
+    fn decide(&mut self, visit: &ClosedVisit) -> Result<Decision> {
+        decide_visit(self.job, self.gallery, self.events, visit)
+    }
+
+    fn sweep(&mut self) {
+        // A failed sweep is retried in an hour; it never stops the door.
+        if let Err(e) = crate::privacy::expire(&self.job.config, self.gallery) {
+            log::warn!("retention sweep: {e:#}");
+        }
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        // Only setup errors stop the loop; an outage waits in the outbox.
+        self.gallery.sync(SYNC_BUDGET_PER_FRAME)?;
+        Ok(())
+    }
 }
 
 /// Recognises a closed visit, updates the gallery and writes its event.
@@ -523,7 +477,14 @@ fn decide_visit(
         camera: job.config.camera.name.clone(),
     };
     gallery.record_visit(&record)?;
-    let event = Event::from_visit(visit, &record, name.as_deref());
+    let mut event = Event::from_visit(visit, &record, name.as_deref());
+    if job.config.events.save_crops {
+        let dir = job.config.state_dir.join("crops");
+        match crate::events::save_crop(&dir, visit, visitor.as_deref()) {
+            Ok(path) => event.crop = Some(path.display().to_string()),
+            Err(e) => log::warn!("saving the visit's face crop: {e:#}"),
+        }
+    }
     events.append(&event)?;
 
     let who = match (&name, &visitor) {
@@ -822,7 +783,7 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
     let (same, different) = crate::eval::pair_scores(&samples);
     let verification = crate::eval::verify(&same, &different, threshold);
     let identification = crate::eval::identify(&samples, threshold);
-    timings.sort_by(|a, b| b.1.cmp(&a.1));
+    timings.sort_by_key(|t| std::cmp::Reverse(t.1));
     timings.truncate(5);
 
     if job.json {

@@ -31,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The Cloudflare Vectorize index; read only when `store = "vectorize"`.
     pub vectorize: VectorizeConfig,
+    pub motion: MotionConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -83,8 +85,29 @@ pub struct ModelsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CameraSource {
-    /// JPEG/PNG files replayed in name order: tests, demos, evaluation.
+    /// JPEG/PNG files replayed in name order, or a raw YUV420 or MJPEG
+    /// stream file: tests, demos, evaluation.
     Files,
+    /// The CSI camera through `rpicam-vid`, read as raw YUV420 frames.
+    Rpicam,
+    /// A V4L2 capture node (USB webcam), through rscam.
+    V4l2,
+}
+
+/// How frames are encoded by the camera or in a stream file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormat {
+    /// `files`: image files, or a stream file by its extension (`.yuv`,
+    /// `.i420`: YUV420; `.mjpeg`, `.mjpg`: MJPEG); `v4l2`: MJPEG;
+    /// `rpicam`: YUV420.
+    Auto,
+    /// Planar YUV 4:2:0 (I420), rows padded to `stride_align_px`.
+    Yuv420,
+    /// Concatenated JPEG images (motion JPEG).
+    Mjpeg,
+    /// Packed YUV 4:2:2 (V4L2 `YUYV`).
+    Yuyv,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +125,36 @@ pub struct CameraConfig {
     /// `files`: the capture clock's rate when replaying as fast as possible.
     #[serde(deserialize_with = "positive_f32")]
     pub clock_fps: f32,
+    /// Frame encoding; see [`PixelFormat`].
+    pub format: PixelFormat,
+    /// Frame width asked of the camera (and of a raw stream file).
+    #[serde(deserialize_with = "camera_side")]
+    pub width_px: u32,
+    /// Frame height asked of the camera (and of a raw stream file).
+    #[serde(deserialize_with = "camera_side")]
+    pub height_px: u32,
+    /// `rpicam`, `v4l2`: frames per second asked of the camera.
+    #[serde(deserialize_with = "camera_fps")]
+    pub fps: f32,
+    /// YUV420: each luma row is padded to a multiple of this many bytes
+    /// and each chroma row to half of it (64 for rpicam-vid on the Pi's
+    /// ISP; 1 for a tightly packed file).
+    #[serde(deserialize_with = "stride_align")]
+    pub stride_align_px: u32,
+    /// `v4l2`: the capture node.
+    pub device: PathBuf,
+    /// `rpicam`: the program to run (a name on PATH or a path).
+    pub rpicam_path: PathBuf,
+    /// `rpicam`: extra arguments appended to doorman's own (for example
+    /// `["--rotation", "180"]` or `["--camera", "1"]`).
+    pub rpicam_args: Vec<String>,
+    /// First wait before reopening a camera that failed; doubles on each
+    /// failure in a row.
+    #[serde(deserialize_with = "positive_f32")]
+    pub retry_min_s: f32,
+    /// Longest wait between two attempts to reopen the camera.
+    #[serde(deserialize_with = "positive_f32")]
+    pub retry_max_s: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +175,18 @@ pub struct DetectConfig {
     /// Frames and photos are shrunk so their longer side is at most this.
     #[serde(deserialize_with = "frame_side")]
     pub max_image_px: u32,
+    /// `run`: the detector runs at most this often while there is motion.
+    #[serde(deserialize_with = "positive_f32")]
+    pub detect_fps: f32,
+    /// `run`: motion regions are widened by this percentage of their size
+    /// on each side before the detector looks at them (a face needs
+    /// context, and motion often shows only its edge).
+    #[serde(deserialize_with = "margin")]
+    pub region_margin_pct: f32,
+    /// `run`: when the widened motion regions cover more than this
+    /// percentage of the frame, the detector looks at the whole frame.
+    #[serde(deserialize_with = "percent")]
+    pub max_region_share_pct: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +313,68 @@ impl Default for LogConfig {
     }
 }
 
+/// The motion gate: which frames are worth running the face detector on.
+/// It works on the luma plane shrunk to `frame_height_px`; see `motion.rs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MotionConfig {
+    /// Off: the detector runs on every frame (at most `detect.detect_fps`).
+    pub enabled: bool,
+    /// Height of the shrunk luma plane motion is computed on.
+    #[serde(deserialize_with = "motion_height")]
+    pub frame_height_px: u32,
+    /// Stretch the picture's contrast (from its 4th to 96th percentile,
+    /// averaged over recent frames) before comparing, so that a dim scene
+    /// does not hide motion.
+    pub improve_contrast: bool,
+    /// Difference from the background, in luma levels (0-255), above which
+    /// a pixel counts as changed.
+    #[serde(deserialize_with = "luma_levels")]
+    pub threshold_levels: f32,
+    /// Radius of the blur applied before comparing (0: none).
+    #[serde(deserialize_with = "small_radius")]
+    pub blur_radius_px: u32,
+    /// Changed pixels are grown by this many pixels so that the parts of
+    /// one moving thing join into one region (0: no dilation).
+    #[serde(deserialize_with = "small_radius")]
+    pub dilate_px: u32,
+    /// Smallest motion region, in percent of the (unmasked) picture.
+    #[serde(deserialize_with = "percent")]
+    pub min_region_pct: f32,
+    /// When more than this percentage of the picture changes at once, the
+    /// change is global (lights, IR switch, clouds): the background is
+    /// recalibrated, and the detector runs once on that frame.
+    #[serde(deserialize_with = "percent")]
+    pub global_change_pct: f32,
+    /// A jump of the picture's mean brightness of more than this many luma
+    /// levels from one frame to the next is a global change as well.
+    #[serde(deserialize_with = "luma_levels")]
+    pub brightness_jump_levels: f32,
+    /// How much of each new frame is blended into the background (0-1):
+    /// higher adapts faster to slow changes and absorbs still objects
+    /// sooner.
+    #[serde(deserialize_with = "unit_interval")]
+    pub background_alpha_per_frame: f32,
+    /// Areas where motion is ignored (a road, a tree, a timestamp): each a
+    /// polygon of at least three `[x, y]` points, as fractions of the
+    /// frame's width and height from its top left corner.
+    pub mask: Vec<Vec<[f32; 2]>>,
+}
+
+/// What `run` reports besides the log line per visit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Save each visit's best face crop as a JPEG in `STATE_DIR/crops`.
+    /// Off by default: frames and crops of people stay off the disk unless
+    /// the owner turns this on.
+    pub save_crops: bool,
+    /// The counters (frames, motion, detector runs, faces, visits) are
+    /// logged this often, on the capture clock, and on exit.
+    #[serde(deserialize_with = "positive_f32")]
+    pub counters_interval_s: f32,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -261,6 +388,8 @@ impl Default for Config {
             led: LedConfig::default(),
             log: LogConfig::default(),
             vectorize: VectorizeConfig::default(),
+            motion: MotionConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -277,6 +406,33 @@ impl Default for VectorizeConfig {
             token_file: PathBuf::from("vectorize-token"),
             timeout_s: 10.0,
             retry_max_s: 60.0,
+        }
+    }
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            frame_height_px: 120,
+            improve_contrast: true,
+            threshold_levels: 25.0,
+            blur_radius_px: 1,
+            dilate_px: 1,
+            min_region_pct: 0.1,
+            global_change_pct: 60.0,
+            brightness_jump_levels: 30.0,
+            background_alpha_per_frame: 0.05,
+            mask: Vec::new(),
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            save_crops: false,
+            counters_interval_s: 300.0,
         }
     }
 }
@@ -299,6 +455,16 @@ impl Default for CameraConfig {
             path: None,
             replay_fps: 0.0,
             clock_fps: 5.0,
+            format: PixelFormat::Auto,
+            width_px: 640,
+            height_px: 480,
+            fps: 10.0,
+            stride_align_px: 64,
+            device: PathBuf::from("/dev/video0"),
+            rpicam_path: PathBuf::from("rpicam-vid"),
+            rpicam_args: Vec::new(),
+            retry_min_s: 1.0,
+            retry_max_s: 30.0,
         }
     }
 }
@@ -312,6 +478,9 @@ impl Default for DetectConfig {
             pnet_threshold: d.pnet_threshold,
             rnet_threshold: d.rnet_threshold,
             max_image_px: 1280,
+            detect_fps: 5.0,
+            region_margin_pct: 50.0,
+            max_region_share_pct: 50.0,
         }
     }
 }
@@ -400,6 +569,11 @@ impl Config {
         if let Some(p) = self.camera.path.as_mut() {
             fix(p);
         }
+        fix(&mut self.camera.device);
+        // A bare program name is looked up on PATH; only a path is resolved.
+        if self.camera.rpicam_path.components().count() > 1 {
+            fix(&mut self.camera.rpicam_path);
+        }
     }
 
     /// Rules that tie several fields together.
@@ -425,6 +599,40 @@ impl Config {
             anyhow::bail!(
                 "store = \"vectorize\" needs vectorize.account_id (the 32-character \
                  Cloudflare account id)"
+            );
+        }
+        self.check_camera()?;
+        check_mask(&self.motion.mask)
+    }
+
+    /// Formats and sizes each camera source can deliver.
+    fn check_camera(&self) -> Result<()> {
+        let c = &self.camera;
+        let allowed: &[PixelFormat] = match c.source {
+            CameraSource::Files => &[PixelFormat::Auto, PixelFormat::Yuv420, PixelFormat::Mjpeg],
+            CameraSource::Rpicam => &[PixelFormat::Auto, PixelFormat::Yuv420],
+            CameraSource::V4l2 => &[PixelFormat::Auto, PixelFormat::Yuyv, PixelFormat::Mjpeg],
+        };
+        if !allowed.contains(&c.format) {
+            anyhow::bail!(
+                "camera.format {:?} does not work with camera.source {:?}; allowed: {:?}",
+                c.format,
+                c.source,
+                allowed
+            );
+        }
+        if c.width_px % 2 != 0 || c.height_px % 2 != 0 {
+            anyhow::bail!(
+                "camera.width_px ({}) and camera.height_px ({}) must be even (YUV 4:2:0 and 4:2:2 halve the colour planes)",
+                c.width_px,
+                c.height_px
+            );
+        }
+        if c.retry_min_s > c.retry_max_s {
+            anyhow::bail!(
+                "camera.retry_min_s ({}) must not be above camera.retry_max_s ({})",
+                c.retry_min_s,
+                c.retry_max_s
             );
         }
         Ok(())
@@ -465,6 +673,30 @@ fn embedder_variant<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Stri
             names.join(", ")
         )))
     }
+}
+
+/// Each mask polygon needs three corners inside the frame.
+fn check_mask(mask: &[Vec<[f32; 2]>]) -> Result<()> {
+    for (i, polygon) in mask.iter().enumerate() {
+        if polygon.len() < 3 {
+            anyhow::bail!(
+                "motion.mask polygon {} has {} point(s); a polygon needs at least 3",
+                i + 1,
+                polygon.len()
+            );
+        }
+        for p in polygon {
+            if !p.iter().all(|v| (0.0..=1.0).contains(v)) {
+                anyhow::bail!(
+                    "motion.mask polygon {} has the point [{}, {}]; coordinates are fractions of the frame, 0.0 to 1.0",
+                    i + 1,
+                    p[0],
+                    p[1]
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deserialises a number and checks it against an allowed range; the error
@@ -521,6 +753,49 @@ ranged!(
     u32,
     |v| (64..=8192).contains(&v),
     "64 to 8192 pixels"
+);
+ranged!(
+    camera_side,
+    u32,
+    |v| (16..=8192).contains(&v),
+    "16 to 8192 pixels"
+);
+ranged!(
+    camera_fps,
+    f32,
+    |v| v.is_finite() && (0.1..=120.0).contains(&v),
+    "0.1 to 120 frames per second"
+);
+ranged!(
+    stride_align,
+    u32,
+    |v| v.is_power_of_two() && v <= 256,
+    "1, 2, 4, ... 256 bytes"
+);
+ranged!(
+    motion_height,
+    u32,
+    |v| (32..=480).contains(&v),
+    "32 to 480 pixels"
+);
+ranged!(
+    luma_levels,
+    f32,
+    |v| v.is_finite() && (1.0..=255.0).contains(&v),
+    "1 to 255 luma levels"
+);
+ranged!(small_radius, u32, |v| v <= 8, "0 to 8 pixels");
+ranged!(
+    percent,
+    f32,
+    |v| v.is_finite() && (0.0..=100.0).contains(&v),
+    "0 to 100 percent"
+);
+ranged!(
+    margin,
+    f32,
+    |v| v.is_finite() && (0.0..=400.0).contains(&v),
+    "0 to 400 percent"
 );
 ranged!(top_k, usize, |v| (1..=100).contains(&v), "1 to 100");
 ranged!(exemplars, usize, |v| (1..=100).contains(&v), "1 to 100");
@@ -834,6 +1109,16 @@ mod tests {
                 format!("{:?}", defaults.log),
             ),
             (
+                "motion",
+                format!("{:?}", example.motion),
+                format!("{:?}", defaults.motion),
+            ),
+            (
+                "events",
+                format!("{:?}", example.events),
+                format!("{:?}", defaults.events),
+            ),
+            (
                 "embedder_variant",
                 example.models.embedder_variant.clone(),
                 defaults.models.embedder_variant.clone(),
@@ -893,6 +1178,50 @@ mod tests {
             Config::parse("store = \"vectorize\"\n", "t.toml").unwrap_err()
         );
         assert!(err.contains("account_id"), "{err}");
+    }
+
+    #[test]
+    fn camera_motion_and_events_settings_parse_with_their_units() {
+        let c = Config::parse(
+            "[camera]\nsource = \"rpicam\"\nwidth_px = 1296\nheight_px = 972\nrpicam_args = [\"--rotation\", \"180\"]\n\
+             [motion]\nframe_height_px = 100\nmask = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.4]]]\n\
+             [events]\nsave_crops = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.camera.source, CameraSource::Rpicam);
+        assert_eq!((c.camera.width_px, c.camera.height_px), (1296, 972));
+        assert_eq!(c.camera.rpicam_args, ["--rotation", "180"]);
+        assert_eq!(c.motion.frame_height_px, 100);
+        assert_eq!(c.motion.mask[0][2], [0.3, 0.4]);
+        assert!(c.events.save_crops);
+        assert!(!Config::default().events.save_crops);
+    }
+
+    #[test]
+    fn a_mask_point_outside_the_frame_is_refused() {
+        let err = format!(
+            "{:#}",
+            Config::parse(
+                "[motion]\nmask = [[[0.0, 0.0], [1.5, 0.0], [0.3, 0.4]]]\n",
+                "t.toml"
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("motion.mask") && err.contains("1.5"), "{err}");
+    }
+
+    #[test]
+    fn a_format_the_source_cannot_deliver_is_refused() {
+        let err = format!(
+            "{:#}",
+            Config::parse(
+                "[camera]\nsource = \"rpicam\"\nformat = \"mjpeg\"\n",
+                "t.toml"
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("camera.format"), "{err}");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Event {
     pub frames: u32,
     pub faces: u32,
     pub camera: String,
+    /// The saved best face crop (only with `events.save_crops`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<String>,
 }
 
 impl Event {
@@ -51,8 +54,24 @@ impl Event {
             frames: record.frames,
             faces: record.faces,
             camera: record.camera.clone(),
+            crop: None,
         }
     }
+}
+
+/// Saves a visit's best face crop as `DIR/TIME-WHO.jpg` (WHO: the visitor
+/// id, or `unknown`) and returns its path.
+pub fn save_crop(dir: &Path, visit: &ClosedVisit, visitor: Option<&str>) -> Result<PathBuf> {
+    let best = visit.best.first().context("the visit kept no face crop")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let time = humantime::format_rfc3339_seconds(visit.started)
+        .to_string()
+        .replace(':', "-");
+    let path = dir.join(format!("{time}-{}.jpg", visitor.unwrap_or("unknown")));
+    best.crop
+        .save_with_format(&path, image::ImageFormat::Jpeg)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 pub struct EventLog {
@@ -211,6 +230,7 @@ mod tests {
             frames: 3,
             faces: 3,
             camera: "door".into(),
+            crop: None,
         }
     }
 

@@ -70,6 +70,17 @@ impl Frame {
         }
     }
 
+    /// Wraps upright RGB pixels captured at `captured_at`, shrunk so that
+    /// the longer side is at most `max_side_px` (0: never shrunk).
+    pub fn from_rgb_at(rgb: RgbImage, max_side_px: u32, captured_at: SystemTime) -> Self {
+        let (rgb, scale) = shrink(rgb, max_side_px);
+        Self {
+            rgb,
+            scale_to_original: scale,
+            captured_at,
+        }
+    }
+
     /// Reads and decodes a file; see [`Frame::decode`].
     pub fn open(path: &Path, max_side_px: u32) -> Result<Self, DecodeError> {
         let bytes = std::fs::read(path)?;

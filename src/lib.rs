@@ -1,7 +1,8 @@
 //! doorman: front-door face recognition for the Raspberry Pi.
 //!
-//! A frame goes `camera` → `detect` → `align` → `embed` → `visit` →
-//! `recognize` → `gallery`, and each closed visit becomes an `events` line.
+//! A frame goes `camera` → `motion` → `detect` → `align` → `embed` →
+//! `visit` → `recognize` → `gallery`, and each closed visit becomes an
+//! `events` line; `live` is the loop of `doorman run` that drives them.
 //! `pipeline` strings detect, align and embed together; `models` pins the
 //! networks they run; `config` is the one TOML file an owner edits;
 //! `vectorize` keeps the gallery's vectors in a Cloudflare Vectorize index.
@@ -21,8 +22,10 @@ pub mod events;
 pub mod frame;
 pub mod gallery;
 pub mod led;
+pub mod live;
 pub mod logging;
 pub mod models;
+pub mod motion;
 pub mod net;
 pub mod pipeline;
 pub mod privacy;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::BufRead;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::commands::{open_gallery, Job, Outcome};
@@ -103,7 +103,36 @@ pub fn expire(config: &Config, gallery: &mut Gallery) -> Result<Vec<Forgotten>> 
 
 fn remove_events(config: &Config, gone: &[Forgotten]) -> Result<usize> {
     let ids: HashSet<String> = gone.iter().map(|f| f.id.clone()).collect();
-    events::remove_visitors(&config.events_path(), &ids)
+    let lines = events::remove_visitors(&config.events_path(), &ids)?;
+    // Face crops saved with `events.save_crops` are named TIME-ID.jpg.
+    remove_crops(config, |name| {
+        ids.iter().any(|id| name.ends_with(&format!("-{id}.jpg")))
+    })?;
+    Ok(lines)
+}
+
+/// Deletes the saved face crops (`STATE_DIR/crops`) whose file name
+/// `doomed` picks; returns how many went.
+fn remove_crops(config: &Config, doomed: impl Fn(&str) -> bool) -> Result<usize> {
+    let dir = config.state_dir.join("crops");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let pick = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(&doomed);
+        if pick {
+            std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// `doorman wipe`: every visitor, embedding, visit and event, after the
@@ -126,6 +155,7 @@ pub fn wipe(job: &Job, yes: bool) -> Result<Outcome> {
     let visits = gallery.visit_count()?;
     gallery.wipe()?;
     let lines = events::clear(&job.config.events_path())?;
+    remove_crops(&job.config, |name| name.ends_with(".jpg"))?;
     if job.json {
         println!(
             "{}",

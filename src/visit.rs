@@ -13,7 +13,8 @@ use crate::detect::FaceBox;
 use crate::embed::Embedding;
 use crate::pipeline::Face;
 
-/// How much a face crop is worth for recognition, from 0 up; higher is better.
+/// How much a face crop is worth for recognition, from 0 up; higher is
+/// better: size, detector score, sharpness, frontal pose and exposure.
 pub fn quality(face: &Face) -> f32 {
     let b = &face.detection.face_box;
     // Bigger faces carry more detail, up to about the crop size.
@@ -23,6 +24,29 @@ pub fn quality(face: &Face) -> f32 {
         * face.detection.score
         * (0.25 + 0.75 * sharp)
         * frontalness(&face.detection.landmarks)
+        * (0.25 + 0.75 * exposure(&face.crop))
+}
+
+/// Luma levels at or beyond which a pixel is clipped (no detail left).
+const DARK_CLIP: f32 = 16.0;
+const LIGHT_CLIP: f32 = 240.0;
+
+/// 1 for a well exposed crop, towards 0 as more of it is crushed to black
+/// or blown to white, or its mean drifts far from mid-grey (backlight,
+/// night).
+pub fn exposure(img: &RgbImage) -> f32 {
+    let n = (img.width() * img.height()).max(1) as f32;
+    let (mut clipped, mut sum) = (0.0f32, 0.0f32);
+    for p in img.pixels() {
+        let l = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+        sum += l;
+        if !(DARK_CLIP..LIGHT_CLIP).contains(&l) {
+            clipped += 1.0;
+        }
+    }
+    let mean = sum / n;
+    let centred = 1.0 - ((mean - 128.0).abs() / 128.0).powi(2);
+    ((1.0 - clipped / n) * centred).clamp(0.0, 1.0)
 }
 
 /// 1 for a face looking straight at the camera, towards 0 as it turns:
@@ -133,42 +157,48 @@ impl VisitTracker {
     }
 
     /// Adds one frame's faces, each to the open visit it continues, or to a
-    /// new one.
+    /// new one. The closest face-visit pairs are joined first, so that two
+    /// people in one frame never trade visits by the order they were found.
     pub fn observe(&mut self, at: SystemTime, faces: Vec<Face>) {
+        let mut pairs = Vec::new();
+        for (f, face) in faces.iter().enumerate() {
+            for (t, track) in self.open.iter().enumerate() {
+                let sim = face.embedding.cosine(&track.last_embedding);
+                let overlap = face.detection.face_box.iou(&track.last_box);
+                let continues = sim >= self.same_person
+                    || (overlap >= OVERLAP_FOR_WEAK_MATCH
+                        && sim >= self.same_person - WEAK_MATCH_MARGIN);
+                if continues {
+                    pairs.push((sim, f, t));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut face_track = vec![None; faces.len()];
         let mut taken = vec![false; self.open.len()];
-        for face in faces {
-            let q = quality(&face);
-            let best = self
-                .open
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !taken[*i])
-                .map(|(i, t)| {
-                    let sim = face.embedding.cosine(&t.last_embedding);
-                    let overlap = face.detection.face_box.iou(&t.last_box);
-                    let continues = sim >= self.same_person
-                        || (overlap >= OVERLAP_FOR_WEAK_MATCH
-                            && sim >= self.same_person - WEAK_MATCH_MARGIN);
-                    (i, sim, continues)
-                })
-                .filter(|(_, _, continues)| *continues)
-                .max_by(|a, b| a.1.total_cmp(&b.1));
+        for (_, f, t) in pairs {
+            if face_track[f].is_none() && !taken[t] {
+                face_track[f] = Some(t);
+                taken[t] = true;
+            }
+        }
+
+        for (face, track) in faces.into_iter().zip(face_track) {
             log::debug!(
                 "face at {:?}: {}",
                 face.detection.face_box,
-                match best {
-                    Some((i, sim, _)) => format!("continues visit {i} (similarity {sim:.3})"),
+                match track {
+                    Some(i) => format!("continues visit {i}"),
                     None => "starts a visit".to_string(),
                 }
             );
             let kept = KeptFace {
                 embedding: face.embedding.clone(),
-                quality: q,
+                quality: quality(&face),
                 crop: face.crop,
             };
-            match best {
-                Some((i, _, _)) => {
-                    taken[i] = true;
+            match track {
+                Some(i) => {
                     let t = &mut self.open[i];
                     t.last_seen = at;
                     t.last_box = face.detection.face_box;
@@ -178,17 +208,14 @@ impl VisitTracker {
                     t.best.sort_by(|a, b| b.quality.total_cmp(&a.quality));
                     t.best.truncate(self.best_faces);
                 }
-                None => {
-                    self.open.push(Track {
-                        started: at,
-                        last_seen: at,
-                        last_box: face.detection.face_box,
-                        last_embedding: face.embedding,
-                        frames: 1,
-                        best: vec![kept],
-                    });
-                    taken.push(true);
-                }
+                None => self.open.push(Track {
+                    started: at,
+                    last_seen: at,
+                    last_box: face.detection.face_box,
+                    last_embedding: face.embedding,
+                    frames: 1,
+                    best: vec![kept],
+                }),
             }
         }
     }
@@ -241,6 +268,72 @@ mod tests {
         ];
         assert!(frontalness(&frontal) > 0.99);
         assert!(frontalness(&turned) < 0.3);
+    }
+
+    #[test]
+    fn a_blown_out_or_dark_crop_scores_lower_exposure() {
+        let good = RgbImage::from_fn(20, 20, |x, _| image::Rgb([60 + 6 * x as u8; 3]));
+        let blown = RgbImage::from_pixel(20, 20, image::Rgb([250; 3]));
+        let dark = RgbImage::from_pixel(20, 20, image::Rgb([8; 3]));
+        assert!(exposure(&good) > 0.9, "{}", exposure(&good));
+        assert!(exposure(&blown) < 0.05);
+        assert!(exposure(&dark) < 0.05);
+    }
+
+    fn face(vector: &[f32], x: f32) -> Face {
+        use crate::detect::Detection;
+        Face {
+            detection: Detection {
+                face_box: FaceBox {
+                    x1: x,
+                    y1: 0.0,
+                    x2: x + 100.0,
+                    y2: 100.0,
+                },
+                score: 0.99,
+                landmarks: [
+                    [30.0, 40.0],
+                    [70.0, 40.0],
+                    [50.0, 60.0],
+                    [35.0, 80.0],
+                    [65.0, 80.0],
+                ]
+                .map(|[px, py]| [px + x, py]),
+            },
+            embedding: Embedding::normalised(vector).unwrap(),
+            crop: RgbImage::from_fn(20, 20, |x, y| image::Rgb([(x * 10 + y * 3) as u8; 3])),
+        }
+    }
+
+    #[test]
+    fn two_people_at_once_keep_their_own_visits_whatever_order_they_are_found() {
+        let mut tracker = VisitTracker::new(Duration::from_secs(2), 5, 0.75);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let a = [1.0, 0.0, 0.0];
+        let b = [0.0, 1.0, 0.0];
+        tracker.observe(t0, vec![face(&a, 0.0), face(&b, 300.0)]);
+        assert_eq!(tracker.open_visits(), 2);
+        for k in 1..5 {
+            let at = t0 + Duration::from_millis(200 * k);
+            // Found in the other order, and a bit closer to each other.
+            tracker.observe(
+                at,
+                vec![face(&[0.1, 1.0, 0.0], 280.0), face(&[1.0, 0.1, 0.0], 20.0)],
+            );
+        }
+        assert_eq!(tracker.open_visits(), 2);
+        let closed = tracker.close_expired(t0 + Duration::from_secs(10));
+        assert_eq!(closed.len(), 2);
+        for v in &closed {
+            assert_eq!(v.frames, 5);
+            let e = v.embedding().unwrap();
+            let own = if e.cosine(&Embedding::normalised(&a).unwrap()) > 0.9 {
+                a
+            } else {
+                b
+            };
+            assert!(e.cosine(&Embedding::normalised(&own).unwrap()) > 0.95);
+        }
     }
 
     #[test]
