@@ -452,7 +452,7 @@ fn decide_visit(
             // that mixed in somebody else must never teach the gallery
             // that they look alike.
             if gallery.exemplar_count(&m.id) < r.max_exemplars
-                && all_faces_match(gallery, visit, &m.id, r)?
+                && all_faces_match(gallery, visit, &m.id, r, found.complete)?
             {
                 gallery.add_exemplar(&m.id, &embedding, "visit", visit.ended)?;
             }
@@ -524,15 +524,22 @@ fn decide_visit(
 }
 
 /// Whether each kept face of `visit`, on its own, matches visitor `id` at
-/// the match threshold.
+/// the match threshold. `index_answered` is false when the visit was decided
+/// from the device's own writes during an outage; the faces are then
+/// checked against those too.
 fn all_faces_match(
     gallery: &Gallery,
     visit: &ClosedVisit,
     id: &str,
     r: &crate::config::RecognizeConfig,
+    index_answered: bool,
 ) -> Result<bool> {
     for face in &visit.best {
-        let best = gallery.search(&face.embedding, 1)?;
+        let best = if index_answered {
+            gallery.search(&face.embedding, 1)?
+        } else {
+            gallery.search_held(&face.embedding, 1)?
+        };
         match best.first() {
             Some(m) if m.id == id && m.score >= r.match_threshold => {}
             _ => return Ok(false),

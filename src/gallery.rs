@@ -125,7 +125,7 @@ CREATE TABLE IF NOT EXISTS visitors (
     visits     INTEGER NOT NULL DEFAULT 0
 );
 -- vector: the embedding with the local store; empty when it lives in a
--- Vectorize index (a gallery file never mixes the two, see `store_label`).
+-- Vectorize index (a gallery file never mixes the two: `check_store_label`).
 CREATE TABLE IF NOT EXISTS exemplars (
     id         TEXT PRIMARY KEY,
     visitor    TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
@@ -459,6 +459,20 @@ impl Gallery {
                 })
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Searches only what the device holds: the whole gallery with the
+    /// local store, the queued and unconfirmed writes with Vectorize. For
+    /// second looks within a decision already taken during an outage,
+    /// which must not wait on the network once per face.
+    pub fn search_held(&self, query: &Embedding, top_k: usize) -> Result<Vec<Match>> {
+        match &self.vectors {
+            Vectors::Local(_) => self.search(query, top_k),
+            Vectors::Vectorize(store) => {
+                let hits = store.search_unconfirmed(&self.db, query)?;
+                self.best_visitors(self.visitor_hits(hits)?, top_k)
+            }
         }
     }
 

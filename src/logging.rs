@@ -48,9 +48,8 @@ fn rust_log() -> Option<String> {
 pub fn init(v: Verbosity) {
     let journal = systemd_journal_logger::connected_to_journal()
         && systemd_journal_logger::JournalLog::new()
-            .map_err(|e| e.to_string())
-            .and_then(|l| l.install().map_err(|e| e.to_string()))
-            .is_ok();
+            .ok()
+            .is_some_and(|l| log::set_boxed_logger(Box::new(NoWireTrace(l))).is_ok());
     if !journal {
         let mut builder = env_logger::Builder::new();
         builder
@@ -65,9 +64,46 @@ pub fn init(v: Verbosity) {
         if let Some(spec) = rust_log() {
             builder.parse_filters(&spec);
         }
+        // Set after RUST_LOG so it cannot lift them (see `NoWireTrace`).
+        for module in WIRE_MODULES {
+            builder.filter_module(module, LevelFilter::Debug);
+        }
         builder.init();
     }
     apply(v, LogLevel::Info);
+}
+
+/// Libraries whose trace records are the raw bytes on the wire, the
+/// Vectorize token in the `Authorization` header included. Their trace
+/// level never reaches a log, whatever `RUST_LOG` asks for.
+const WIRE_MODULES: [&str; 3] = ["ureq", "ureq_proto", "rustls"];
+
+fn is_wire_trace(meta: &log::Metadata) -> bool {
+    meta.level() == log::Level::Trace
+        && WIRE_MODULES.iter().any(|m| {
+            meta.target()
+                .strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// The journal logger has no per-module filter of its own.
+struct NoWireTrace<L>(L);
+
+impl<L: log::Log> log::Log for NoWireTrace<L> {
+    fn enabled(&self, meta: &log::Metadata) -> bool {
+        !is_wire_trace(meta) && self.0.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !is_wire_trace(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// Sets the level for `configured`; `RUST_LOG` overrides it.
@@ -103,5 +139,23 @@ mod tests {
             running: false,
         };
         assert_eq!(vv.level(LogLevel::Info), LevelFilter::Debug);
+    }
+
+    #[test]
+    fn wire_trace_is_recognised_by_module_not_by_prefix() {
+        let meta = |target: &'static str, level| {
+            log::Metadata::builder().target(target).level(level).build()
+        };
+        assert!(is_wire_trace(&meta(
+            "ureq_proto::client",
+            log::Level::Trace
+        )));
+        assert!(is_wire_trace(&meta("rustls", log::Level::Trace)));
+        assert!(!is_wire_trace(&meta("ureq::unit", log::Level::Debug)));
+        assert!(!is_wire_trace(&meta("ureqx", log::Level::Trace)));
+        assert!(!is_wire_trace(&meta(
+            "doorman::vectorize",
+            log::Level::Trace
+        )));
     }
 }

@@ -163,8 +163,10 @@ impl Store {
                     }
                 }
                 Err(e) if e.is_retryable() => {
-                    let wait = client::backoff(self.failures, e.retry_after())
-                        .min(self.retry_max.max(Duration::from_secs(1)));
+                    // The server's Retry-After is honoured in full (the
+                    // API's rate-limit penalty lasts minutes); our own
+                    // back-off is capped inside `backoff`.
+                    let wait = client::backoff(self.failures, e.retry_after());
                     if self.failures == 0 {
                         log::warn!(
                             "cannot write to the Vectorize index ({e}); writes stay in the \
