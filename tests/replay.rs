@@ -58,7 +58,7 @@ fn load(path: &Path) -> RgbImage {
 }
 
 fn doorman(config: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let out = common::doorman()
         .arg("--config")
         .arg(config)
         .args(args)
