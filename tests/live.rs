@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use doorman::camera::{encode_yuv420, Yuv420Layout};
 use image::{imageops, Rgb, RgbImage};

@@ -9,7 +9,7 @@ mod scenes;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use rusqlite::Connection;
 

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use image::{imageops, Rgb, RgbImage};
 use serde_json::Value;
