@@ -58,7 +58,7 @@ impl Device {
     }
 
     fn doorman(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_doorman"))
+        common::doorman()
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -272,7 +272,7 @@ fn sigterm_records_the_open_visit_tells_systemd_and_exits_0_within_5_s() {
     let socket_path = device.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let mut child = common::doorman()
         .arg("--config")
         .arg(&device.config)
         .arg("run")

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ impl Env {
     }
 
     fn doorman(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_doorman"))
+        common::doorman()
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -195,7 +195,7 @@ fn a_missing_model_stops_with_the_rebuild_command() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let out = common::doorman()
         .args([
             "--config",
             s(&config),

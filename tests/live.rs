@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use doorman::camera::{encode_yuv420, Yuv420Layout};
 use image::{imageops, Rgb, RgbImage};
@@ -178,7 +178,7 @@ impl Env {
     }
 
     fn doorman(&self, config: &Path, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_doorman"))
+        let out = common::doorman()
             .arg("--config")
             .arg(config)
             .args(args)
@@ -477,7 +477,7 @@ fn a_camera_child_that_dies_mid_frame_is_restarted_and_the_visit_is_still_decide
     )
     .unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let out = common::doorman()
         .arg("--config")
         .arg(&config)
         .args(["--json", "run"])

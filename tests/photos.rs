@@ -217,7 +217,7 @@ fn the_embedder_reproduces_dlibs_own_descriptors_and_a_wrong_channel_order_is_ca
 
 #[test]
 fn eval_on_the_labelled_photos_separates_people_with_no_false_accept_at_the_default_threshold() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let out = common::doorman()
         .args(["--json", "eval"])
         .arg(common::faces_dir().join("identities.csv"))
         .env("DOORMAN_CACHE", common::cache_dir())

@@ -9,7 +9,7 @@ mod scenes;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use rusqlite::Connection;
 
@@ -35,7 +35,7 @@ impl Home {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_doorman"))
+        let mut child = common::doorman()
             .arg("--config")
             .arg(&self.config)
             .args(args)

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use image::{imageops, Rgb, RgbImage};
 use serde_json::Value;
@@ -58,7 +57,7 @@ fn load(path: &Path) -> RgbImage {
 }
 
 fn doorman(config: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_doorman"))
+    let out = common::doorman()
         .arg("--config")
         .arg(config)
         .args(args)

@@ -90,3 +90,23 @@ pub fn pipeline() -> &'static Pipeline {
 pub fn max_image_px() -> u32 {
     Config::default().detect.max_image_px
 }
+
+/// A command that runs the doorman binary under test.
+///
+/// When the tests run under an emulator (cross/test runs the aarch64 tests
+/// under qemu-user, which cannot execute a second ARM program by itself),
+/// `DOORMAN_TEST_RUNNER` names the emulator and its options, separated by
+/// spaces, and the binary is started through it.
+pub fn doorman() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_doorman");
+    let runner = std::env::var("DOORMAN_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        None => std::process::Command::new(bin),
+        Some(emulator) => {
+            let mut cmd = std::process::Command::new(emulator);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+    }
+}
