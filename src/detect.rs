@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -150,6 +151,35 @@ const FULL_FRAME_PAD: f32 = 0.35;
 /// dozen, photos of many sizes more. Past this the cache starts over.
 const PNET_PLAN_CACHE: usize = 96;
 
+/// How many times each network ran since the detector was loaded; the
+/// benchmark multiplies these by each network's own time to get the
+/// inference share of a frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetRuns {
+    /// P-Net runs, one per pyramid level.
+    pub pnet: u64,
+    pub rnet: u64,
+    pub onet: u64,
+}
+
+/// The P-Net pyramid for a `w`×`h` image: one `(scale, width, height)`
+/// per level, from the level where a `min_face`-pixel face is 12 px down
+/// to the last level whose shorter side still holds a 12 px window.
+pub fn pyramid(w: u32, h: u32, min_face: f32, scale_factor: f32) -> Vec<(f32, u32, u32)> {
+    let m = PNET_CELL_PX / min_face;
+    let mut levels = Vec::new();
+    for level in 0.. {
+        let s = m * scale_factor.powi(level);
+        if (w.min(h) as f32) * s < PNET_CELL_PX {
+            break;
+        }
+        let sw = (w as f32 * s).ceil() as u32;
+        let sh = (h as f32 * s).ceil() as u32;
+        levels.push((s, sw, sh));
+    }
+    levels
+}
+
 /// MTCNN with its three optimised plans.
 pub struct Detector {
     /// P-Net runs 3-4× faster in tract with a fixed input shape than with a
@@ -163,6 +193,8 @@ pub struct Detector {
     scale: f32,
     channels: ChannelOrder,
     pub settings: DetectorSettings,
+    /// Counters behind [`Detector::runs`].
+    runs: [AtomicU64; 3],
 }
 
 /// A candidate between stages: box corners, score and box regression.
@@ -205,7 +237,22 @@ impl Detector {
             scale: entry.scale,
             channels: ChannelOrder::parse(&entry.channel_order)?,
             settings,
+            runs: Default::default(),
         })
+    }
+
+    /// Network runs so far (all threads, all frames).
+    pub fn runs(&self) -> NetRuns {
+        let [p, r, o] = &self.runs;
+        NetRuns {
+            pnet: p.load(Ordering::Relaxed),
+            rnet: r.load(Ordering::Relaxed),
+            onet: o.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, net: usize) {
+        self.runs[net].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Finds the faces in `rgb`, best first.
@@ -273,20 +320,20 @@ impl Detector {
     /// Stage 1: P-Net over the pyramid, merged, regressed and squared.
     fn propose(&self, rgb: &RgbImage, min_face: f32) -> Result<Vec<[f32; 4]>> {
         let (w, h) = rgb.dimensions();
-        let m = PNET_CELL_PX / min_face;
         let mut all = Vec::new();
-        let mut level = 0;
-        loop {
-            let s = m * self.settings.scale_factor.powi(level);
-            if (w.min(h) as f32) * s < PNET_CELL_PX {
-                break;
-            }
-            level += 1;
-            let sw = (w as f32 * s).ceil() as u32;
-            let sh = (h as f32 * s).ceil() as u32;
-            let scaled = image::imageops::resize(rgb, sw, sh, FilterType::Triangle);
+        let mut previous: Option<RgbImage> = None;
+        for (s, sw, sh) in pyramid(w, h, min_face, self.settings.scale_factor) {
+            // Each level is shrunk from the one before, not from the frame:
+            // the triangle filter's support grows as the scale shrinks, so
+            // from the frame every level cost as much as the first (the
+            // whole pyramid took longer than P-Net itself). One step of
+            // 0.709 still averages every source pixel, as an area filter
+            // does.
+            let source = previous.as_ref().unwrap_or(rgb);
+            let scaled = image::imageops::resize(source, sw, sh, FilterType::Triangle);
             let input = self.tensor_nwhc(&scaled, 0, 0, sw, sh)?;
             let out = net::run(&self.pnet_plan(sw, sh)?, input).context("running P-Net")?;
+            self.count(0);
             let (prob, reg) = pick_outputs2(&out, "P-Net")?;
             let out_h = out
                 .iter()
@@ -294,6 +341,7 @@ impl Detector {
                 .map_or(0, |t| t.shape()[2]);
             let level_boxes = pnet_candidates(prob, reg, out_h, s, self.settings.pnet_threshold)?;
             all.extend(nms(level_boxes, NMS_PER_LEVEL, Overlap::Union));
+            previous = Some(scaled);
         }
         let merged = nms(all, NMS_ACROSS_LEVELS, Overlap::Union);
         Ok(merged
@@ -318,6 +366,7 @@ impl Detector {
             let crop = crop_padded(rgb, b, 24);
             let out = net::run(&self.rnet, self.tensor_nwhc(&crop, 0, 0, 24, 24)?)
                 .context("running R-Net")?;
+            self.count(1);
             let (prob, reg) = pick_outputs2(&out, "R-Net")?;
             let score = prob[1];
             if score > self.settings.rnet_threshold {
@@ -342,6 +391,7 @@ impl Detector {
             let crop = crop_padded(rgb, b, 48);
             let out = net::run(&self.onet, self.tensor_nwhc(&crop, 0, 0, 48, 48)?)
                 .context("running O-Net")?;
+            self.count(2);
             let (prob, reg, marks) = pick_outputs3(&out)?;
             let score = prob[1];
             if score <= self.settings.score_threshold {
