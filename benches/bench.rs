@@ -125,7 +125,9 @@ fn try_main() -> Result<()> {
     let mut times = Times::default();
 
     println!("## Networks: tract against onnxruntime (one thread)\n");
-    networks(&pipeline, manifest, &models, &work, &scenes, &mut ort, &mut times)?;
+    networks(
+        &pipeline, manifest, &models, &work, &scenes, &mut ort, &mut times,
+    )?;
 
     println!("\n## Embedder int8 against float32\n");
     int8(&args, &pipeline, manifest, &models, &work, &mut ort, &times)?;
@@ -175,7 +177,11 @@ fn nwhc(img: &RgbImage, batch: usize) -> Result<Tensor> {
     let mut one = Vec::with_capacity((w * h * 3) as usize);
     for x in 0..w {
         for y in 0..h {
-            one.extend(img.get_pixel(x, y).0.map(|v| (v as f32 - 127.5) * 0.0078125));
+            one.extend(
+                img.get_pixel(x, y)
+                    .0
+                    .map(|v| (v as f32 - 127.5) * 0.0078125),
+            );
         }
     }
     let data = one.repeat(batch);
@@ -207,7 +213,11 @@ fn compare(
     }
     let tract_ms = median_ms(|| net::run(&plan, input.clone()).map(drop))? / per as f64;
     let ort_ms = ort.time(model, &input_path, &output_paths)?;
-    print_row(label, tract_ms, ort_ms.map(|(ms, diff)| (ms / per as f64, diff)));
+    print_row(
+        label,
+        tract_ms,
+        ort_ms.map(|(ms, diff)| (ms / per as f64, diff)),
+    );
     Ok(tract_ms)
 }
 
@@ -247,14 +257,45 @@ fn networks(
             let ms = compare(ort, work, &label, &file("pnet")?, nwhc(&level, 1)?, 1)?;
             times.pnet.insert((sw, sh), ms);
         }
-        let tract_sum: f64 = levels.iter().map(|&(_, sw, sh)| times.pnet[&(sw, sh)]).sum();
+        let tract_sum: f64 = levels
+            .iter()
+            .map(|&(_, sw, sh)| times.pnet[&(sw, sh)])
+            .sum();
         println!("| P-Net, whole {w}x{h} pyramid (tract sum) | {tract_sum:.3} | | | |");
     }
     let crop = |side| image::imageops::resize(&scenes[0], side, side, FilterType::Triangle);
-    times.rnet = compare(ort, work, "R-Net 24x24, batch 1 (as run)", &file("rnet")?, nwhc(&crop(24), 1)?, 1)?;
-    compare(ort, work, &format!("R-Net 24x24, batch {BATCH}, per crop"), &file("rnet")?, nwhc(&crop(24), BATCH)?, BATCH)?;
-    times.onet = compare(ort, work, "O-Net 48x48, batch 1 (as run)", &file("onet")?, nwhc(&crop(48), 1)?, 1)?;
-    compare(ort, work, &format!("O-Net 48x48, batch {BATCH}, per crop"), &file("onet")?, nwhc(&crop(48), BATCH)?, BATCH)?;
+    times.rnet = compare(
+        ort,
+        work,
+        "R-Net 24x24, batch 1 (as run)",
+        &file("rnet")?,
+        nwhc(&crop(24), 1)?,
+        1,
+    )?;
+    compare(
+        ort,
+        work,
+        &format!("R-Net 24x24, batch {BATCH}, per crop"),
+        &file("rnet")?,
+        nwhc(&crop(24), BATCH)?,
+        BATCH,
+    )?;
+    times.onet = compare(
+        ort,
+        work,
+        "O-Net 48x48, batch 1 (as run)",
+        &file("onet")?,
+        nwhc(&crop(48), 1)?,
+        1,
+    )?;
+    compare(
+        ort,
+        work,
+        &format!("O-Net 48x48, batch {BATCH}, per crop"),
+        &file("onet")?,
+        nwhc(&crop(48), BATCH)?,
+        BATCH,
+    )?;
 
     let face = one_face(pipeline, &scenes[0])?;
     let input = pipeline.embedder.input_tensor(&face)?;
@@ -288,7 +329,10 @@ fn int8(
         args.faces.display()
     );
     let shape = [1, 3, 150, 150];
-    let float = net::load(&verified_path(models, manifest.embedder.variant("float")?)?, &shape)?;
+    let float = net::load(
+        &verified_path(models, manifest.embedder.variant("float")?)?,
+        &shape,
+    )?;
     let inputs: Vec<Tensor> = crops
         .iter()
         .map(|c| pipeline.embedder.input_tensor(c))
@@ -307,7 +351,11 @@ fn int8(
         .collect();
     variants.sort();
     for path in variants {
-        let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let size = std::fs::metadata(&path)?.len() as f64 / 1e6;
         let plan = match net::load(&path, &shape) {
             Ok(p) => p,
@@ -334,7 +382,10 @@ fn int8(
             times.embed / tract_ms
         );
     }
-    println!("\nfloat32 in tract: {:.3} ms per face (the reference above)", times.embed);
+    println!(
+        "\nfloat32 in tract: {:.3} ms per face (the reference above)",
+        times.embed
+    );
     repro(&work.join("int8/repro"))
 }
 
@@ -354,7 +405,10 @@ fn repro(dir: &Path) -> Result<()> {
             .nodes()
             .iter()
             .map(|n| {
-                let dt = n.outputs.first().map(|o| format!("{:?}", o.fact.datum_type));
+                let dt = n
+                    .outputs
+                    .first()
+                    .map(|o| format!("{:?}", o.fact.datum_type));
                 format!("{} ({})", n.op().name(), dt.unwrap_or_default())
             })
             .collect();
@@ -378,8 +432,8 @@ fn face_crops(pipeline: &Pipeline, faces: &Path) -> Result<Vec<RgbImage>> {
         let Some(image) = line.split(',').next().filter(|s| !s.is_empty()) else {
             continue;
         };
-        let frame = Frame::open(&faces.join(image), 1280)
-            .map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
+        let frame =
+            Frame::open(&faces.join(image), 1280).map_err(|e| anyhow::anyhow!("{image}: {e}"))?;
         if let Some(face) = pipeline.faces(&frame)?.into_iter().next() {
             crops.push(face.crop);
         }
@@ -511,10 +565,8 @@ fn pipeline_frames(pipeline: &Pipeline, scenes: &[RgbImage], times: &Times) -> R
             .sum();
         let rnet = after.rnet - before.rnet;
         let onet = after.onet - before.onet;
-        let sum = pnet
-            + rnet as f64 * times.rnet
-            + onet as f64 * times.onet
-            + faces as f64 * times.embed;
+        let sum =
+            pnet + rnet as f64 * times.rnet + onet as f64 * times.onet + faces as f64 * times.embed;
         let ms = median_ms(|| pipeline.faces(&frame).map(drop))?;
         println!(
             "| {w}x{h} | {ms:.1} | {} | {rnet} | {onet} | {faces} | {sum:.1} | {:.2}x |",
@@ -544,7 +596,13 @@ fn run_process(args: &Args, models: &Path, work: &Path, portrait: &RgbImage) -> 
     doorway(w, h, portrait, w / 3, h / 4).save(one.join("frame-000.png"))?;
     for i in 0..REPLAY_IDLE_FRAMES + REPLAY_VISIT_FRAMES {
         let scene = if i < REPLAY_IDLE_FRAMES {
-            doorway(w, h, &RgbImage::from_pixel(1, PORTRAIT_HEIGHT_PX, Rgb([0, 0, 0])), 0, 0)
+            doorway(
+                w,
+                h,
+                &RgbImage::from_pixel(1, PORTRAIT_HEIGHT_PX, Rgb([0, 0, 0])),
+                0,
+                0,
+            )
         } else {
             let step = (i - REPLAY_IDLE_FRAMES) as u32;
             doorway(w, h, portrait, w / 5 + step * 4, h / 4)
@@ -574,13 +632,31 @@ fn run_process(args: &Args, models: &Path, work: &Path, portrait: &RgbImage) -> 
     println!("| replay | frames | wall s | peak RSS MB |");
     println!("|---|---:|---:|---:|");
     let runs = [
-        ("one frame, motion gate on (start-up to first frame)", &gated, &one, 1),
-        ("one frame, gate off (start-up + one detector frame)", &ungated, &one, 1),
-        ("a visit, motion gate on", &gated, &visit, REPLAY_IDLE_FRAMES + REPLAY_VISIT_FRAMES),
+        (
+            "one frame, motion gate on (start-up to first frame)",
+            &gated,
+            &one,
+            1,
+        ),
+        (
+            "one frame, gate off (start-up + one detector frame)",
+            &ungated,
+            &one,
+            1,
+        ),
+        (
+            "a visit, motion gate on",
+            &gated,
+            &visit,
+            REPLAY_IDLE_FRAMES + REPLAY_VISIT_FRAMES,
+        ),
     ];
     for (what, config, dir, frames) in runs {
         let (wall, rss_kb) = run_measured(&args.doorman, config, dir)?;
-        println!("| {what} | {frames} | {wall:.2} | {:.1} |", rss_kb as f64 / 1024.0);
+        println!(
+            "| {what} | {frames} | {wall:.2} | {:.1} |",
+            rss_kb as f64 / 1024.0
+        );
     }
     Ok(())
 }
@@ -627,7 +703,10 @@ fn run_measured(doorman: &Path, config: &Path, dir: &Path) -> Result<(f64, u64)>
         let _ = e.read_to_string(&mut stderr);
     }
     if !status.success() {
-        bail!("doorman run --replay {} failed ({status}): {stderr}", dir.display());
+        bail!(
+            "doorman run --replay {} failed ({status}): {stderr}",
+            dir.display()
+        );
     }
     Ok((wall, peak_kb))
 }
@@ -679,7 +758,10 @@ impl Ort {
         self.stdin.flush()?;
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
-            bail!("benches/ort_bench.py ended early: {:?}", self.child.try_wait());
+            bail!(
+                "benches/ort_bench.py ended early: {:?}",
+                self.child.try_wait()
+            );
         }
         let reply: serde_json::Value = serde_json::from_str(&line)
             .with_context(|| format!("benches/ort_bench.py answered {line:?}"))?;

@@ -178,7 +178,6 @@ fn find_program(program: &Path) -> Result<PathBuf> {
 }
 
 fn store(config: &Config, manifest: &Manifest) -> Result<String> {
-    #[allow(unreachable_patterns)]
     match config.store {
         StoreKind::Local => {
             let path = config.gallery_path();
@@ -206,7 +205,26 @@ fn store(config: &Config, manifest: &Manifest) -> Result<String> {
             }
             Ok(detail)
         }
-        _ => Ok("not checked for this store".to_string()),
+        StoreKind::Vectorize => {
+            // The token file, then the index as `run` would find it.
+            let client = crate::commands::client_for(config)?;
+            let index = client.get_index(crate::vectorize::Retry::Once)?;
+            let (dims, metric) = (index.config.dimensions, index.config.metric);
+            let want = manifest.embedder.output_dim;
+            if dims != Some(want) || metric.as_deref() != Some("cosine") {
+                bail!(
+                    "the Vectorize index {} has dimensions {} and metric {}; doorman needs \
+                     {want} and cosine",
+                    client.index_name(),
+                    dims.map_or("unknown".into(), |d| d.to_string()),
+                    metric.as_deref().unwrap_or("unknown")
+                );
+            }
+            Ok(format!(
+                "Vectorize index {}: {want} dimensions, cosine, token accepted",
+                client.index_name()
+            ))
+        }
     }
 }
 

@@ -148,7 +148,12 @@ fn retry_max(job: &Job) -> Duration {
 
 /// The client for `[vectorize]`, with the token read from its file.
 fn vectorize_client(job: &Job) -> Result<Client> {
-    let v = &job.config.vectorize;
+    client_for(&job.config)
+}
+
+/// A Vectorize client for the config's account, index and token.
+pub(crate) fn client_for(config: &Config) -> Result<Client> {
+    let v = &config.vectorize;
     if v.account_id.is_empty() {
         bail!("vectorize.account_id is not set in the config");
     }

@@ -150,21 +150,22 @@ impl StateLock {
 }
 
 /// Rewrites the events file without the lines of the visitors in `ids`;
-/// returns how many lines went. A line that does not parse is kept: it is
-/// not doorman's to judge, and it names no visitor doorman could match.
+/// returns how many lines went. A line that does not parse (cut short by a
+/// power cut, or edited by hand) goes too when it holds one of the ids as
+/// a JSON string: it may carry the person's name.
 pub fn remove_visitors(path: &Path, ids: &HashSet<String>) -> Result<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
     rewrite(path, |line| {
-        let visitor = serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| {
-                v.get("visitor")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            });
-        !visitor.is_some_and(|v| ids.contains(&v))
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => !v
+                .get("visitor")
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| ids.contains(v)),
+            Err(_) => !quoted.iter().any(|q| line.contains(q.as_str())),
+        }
     })
 }
 
@@ -181,17 +182,23 @@ fn rewrite(path: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
         return Ok(0);
     }
     let _lock = StateLock::take(path)?;
-    let text = fs::read_to_string(path)
+    // Bytes, not text: a line that is not UTF-8 (a damaged card) must not
+    // stop the rest from being rewritten. It is judged by its readable
+    // part and, if kept, kept as it was.
+    let bytes =
+        fs::read(path).with_context(|| format!("reading the events file {}", path.display()))?;
+    let meta = fs::metadata(path)
         .with_context(|| format!("reading the events file {}", path.display()))?;
-    let mut kept = String::with_capacity(text.len());
+    let mut kept = Vec::with_capacity(bytes.len());
     let mut removed = 0;
-    for line in text.lines() {
-        if line.trim().is_empty() {
+    for line in bytes.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        if text.trim().is_empty() {
             continue;
         }
-        if keep(line) {
-            kept.push_str(line);
-            kept.push('\n');
+        if keep(text.trim_end_matches('\r')) {
+            kept.extend_from_slice(line);
+            kept.push(b'\n');
         } else {
             removed += 1;
         }
@@ -203,7 +210,14 @@ fn rewrite(path: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
     let tmp = path.with_file_name(format!(".{name}.rewrite"));
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
-        f.write_all(kept.as_bytes())?;
+        // The owner runs `forget` with sudo while the service, as its own
+        // user, keeps appending: the new file keeps the old one's owner
+        // and mode.
+        if let Err(e) = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())) {
+            log::warn!("keeping the owner of {}: {e}", path.display());
+        }
+        f.set_permissions(meta.permissions())?;
+        f.write_all(&kept)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -260,6 +274,24 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temp file left"
+        );
+    }
+
+    #[test]
+    fn damaged_lines_do_not_stop_a_rewrite_and_go_when_they_name_the_visitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut bytes = b"{\"visitor\":\"visitor-0001\",\"name\":\"Ann\"}\n".to_vec();
+        bytes.extend_from_slice(b"\xff\xfe not text\n");
+        bytes.extend_from_slice(b"{\"visitor\":\"visitor-0002\",\"name\":null}\n");
+        bytes.extend_from_slice(b"{\"visitor\":\"visitor-0001\",\"name\":\"An");
+        fs::write(&path, &bytes).unwrap();
+        let ids = HashSet::from(["visitor-0001".to_string()]);
+        assert_eq!(remove_visitors(&path, &ids).unwrap(), 2);
+        let left = fs::read(&path).unwrap();
+        assert_eq!(
+            left,
+            b"\xff\xfe not text\n{\"visitor\":\"visitor-0002\",\"name\":null}\n".to_vec()
         );
     }
 

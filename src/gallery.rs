@@ -165,7 +165,21 @@ pub fn check_name(name: &str) -> Result<&str> {
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         bail!("the name {:?} holds the control character {:?}", name, c);
     }
+    // `forget` and `label` take an id or a name: a name shaped like an id
+    // would make one person's command reach another.
+    if is_visitor_id(name) {
+        bail!("the name {name:?} looks like a visitor id; choose another name");
+    }
     Ok(name)
+}
+
+/// Whether `s` has the shape of a visitor id (`visitor-` and digits, in
+/// any letter case, since names are matched without case).
+pub fn is_visitor_id(s: &str) -> bool {
+    s.get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("visitor-"))
+        && s.len() > 8
+        && s[8..].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Unix seconds of a time (0 before 1970).
@@ -951,5 +965,16 @@ mod tests {
         Gallery::open(&path, "a", 2).unwrap();
         let err = Gallery::open(&path, "b", 2).err().unwrap().to_string();
         assert!(err.contains("a/2") && err.contains("b/2"), "{err}");
+    }
+
+    #[test]
+    fn names_shaped_like_visitor_ids_are_refused() {
+        for bad in ["visitor-0001", "Visitor-12", " VISITOR-9 "] {
+            let err = check_name(bad).unwrap_err().to_string();
+            assert!(err.contains("looks like a visitor id"), "{bad}: {err}");
+        }
+        for good in ["visitor", "visitor-one", "Visitor 0001", "Ann"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
     }
 }

@@ -48,8 +48,10 @@ pub fn forget(job: &Job, who: Option<&str>, expired: bool) -> Result<Outcome> {
         let Some(id) = gallery.resolve(who)? else {
             bail!("there is no visitor {who:?} (`doorman visitors` lists them)");
         };
+        // The events file first: should it fail, the visitor is still
+        // there to forget again, rather than a name left behind for good.
+        let lines = remove_events(&job.config, &HashSet::from([id.clone()]))?;
         let forgotten = gallery.forget(&id)?;
-        let lines = remove_events(&job.config, std::slice::from_ref(&forgotten))?;
         log::info!(
             "forgot {}: {} exemplars, {} visits, {lines} events lines",
             forgotten.id,
@@ -91,7 +93,8 @@ pub fn expire(config: &Config, gallery: &mut Gallery) -> Result<Vec<Forgotten>> 
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let gone = gallery.expire_anonymous(cutoff)?;
     if !gone.is_empty() {
-        let lines = remove_events(config, &gone)?;
+        let ids: HashSet<String> = gone.iter().map(|f| f.id.clone()).collect();
+        let lines = remove_events(config, &ids)?;
         log::info!(
             "retention: deleted {} anonymous visitor(s) not seen for {} days, with {lines} events lines",
             gone.len(),
@@ -101,9 +104,8 @@ pub fn expire(config: &Config, gallery: &mut Gallery) -> Result<Vec<Forgotten>> 
     Ok(gone)
 }
 
-fn remove_events(config: &Config, gone: &[Forgotten]) -> Result<usize> {
-    let ids: HashSet<String> = gone.iter().map(|f| f.id.clone()).collect();
-    let lines = events::remove_visitors(&config.events_path(), &ids)?;
+fn remove_events(config: &Config, ids: &HashSet<String>) -> Result<usize> {
+    let lines = events::remove_visitors(&config.events_path(), ids)?;
     // Face crops saved with `events.save_crops` are named TIME-ID.jpg.
     remove_crops(config, |name| {
         ids.iter().any(|id| name.ends_with(&format!("-{id}.jpg")))
@@ -153,8 +155,9 @@ pub fn wipe(job: &Job, yes: bool) -> Result<Outcome> {
     let mut gallery = open_gallery(job)?;
     let visitors = gallery.visitors()?.len();
     let visits = gallery.visit_count()?;
-    gallery.wipe()?;
+    // Events first, as in `forget`: a failure leaves a wipe to repeat.
     let lines = events::clear(&job.config.events_path())?;
+    gallery.wipe()?;
     remove_crops(&job.config, |name| name.ends_with(".jpg"))?;
     if job.json {
         println!(

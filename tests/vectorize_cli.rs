@@ -60,7 +60,7 @@ impl Env {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_doorman"));
+        let mut c = common::doorman();
         c.arg("--config").arg(&self.config).args(args);
         c
     }
@@ -186,6 +186,7 @@ fn index_create_makes_the_index_with_its_metadata_index_and_info_shows_it() {
     assert_eq!(info[0]["vector_count"], 0);
     assert_eq!(info[0]["outbox"], 0);
     assert_eq!(info[0]["metadata_indexes"][0], "embedder");
+    assert!(check_store(&env).0, "{:?}", check_store(&env));
 
     // An index of another dimension is not taken for doorman's.
     let other = Standin::start(Options::default());
@@ -195,6 +196,29 @@ fn index_create_makes_the_index_with_its_metadata_index_and_info_shows_it() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("512") && err.contains("128"), "{err}");
+    let (ok, detail) = check_store(&env2);
+    assert!(!ok && detail.contains("512"), "{detail}");
+
+    // `check` reads the token as `run` would.
+    std::fs::remove_file(env.token_file()).unwrap();
+    let (ok, detail) = check_store(&env);
+    assert!(!ok && detail.contains("token"), "{detail}");
+}
+
+/// `doorman --json check`'s verdict on the store, with its detail.
+fn check_store(env: &Env) -> (bool, String) {
+    let out = env.doorman(&["--json", "check"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["check"] == "store")
+        .map(|v| {
+            (
+                v["ok"].as_bool().unwrap(),
+                v["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .expect("a store line")
 }
 
 #[test]
