@@ -2,32 +2,14 @@
 //! them: people walk up, stay, leave; each visit is decided once.
 
 mod common;
+#[path = "support/scenes.rs"]
+mod scenes;
 
 use std::path::{Path, PathBuf};
 
-use image::{imageops, Rgb, RgbImage};
+use image::RgbImage;
+use scenes::{background, with_person_at as with_person};
 use serde_json::Value;
-
-const W: u32 = 640;
-const H: u32 = 480;
-
-/// A plain doorstep: a soft gradient with a little fixed texture.
-fn background() -> RgbImage {
-    RgbImage::from_fn(W, H, |x, y| {
-        let t = ((x * 7 + y * 13) % 17) as u8;
-        Rgb([90 + (y / 8) as u8 + t, 100 + (x / 10) as u8, 80 + t])
-    })
-}
-
-/// A frame with `photo` scaled to `height` px pasted near the centre.
-fn with_person(photo: &RgbImage, height: u32) -> RgbImage {
-    let mut frame = background();
-    let width = photo.width() * height / photo.height();
-    let person = imageops::resize(photo, width, height, imageops::FilterType::Triangle);
-    let x = (W as i64 - width as i64) / 2;
-    imageops::replace(&mut frame, &person, x, (H as i64 - height as i64) / 2);
-    frame
-}
 
 enum Shot<'a> {
     Empty(usize),

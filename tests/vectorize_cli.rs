@@ -4,6 +4,8 @@
 //! token that never shows.
 
 mod common;
+#[path = "support/scenes.rs"]
+mod scenes;
 mod standin;
 
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use image::{imageops, Rgb, RgbImage};
+use scenes::{background, with_person_at as with_person};
 use serde_json::Value;
 use standin::{Apply, Fault, Options, Standin, Target};
 
@@ -126,26 +128,6 @@ fn outbox_len(gallery: &Path) -> i64 {
             .unwrap();
     db.query_row("SELECT COUNT(*) FROM vectorize_outbox", [], |r| r.get(0))
         .unwrap()
-}
-
-// Frames of people walking up to a plain doorstep, as in tests/replay.rs.
-const W: u32 = 640;
-const H: u32 = 480;
-
-fn background() -> RgbImage {
-    RgbImage::from_fn(W, H, |x, y| {
-        let t = ((x * 7 + y * 13) % 17) as u8;
-        Rgb([90 + (y / 8) as u8 + t, 100 + (x / 10) as u8, 80 + t])
-    })
-}
-
-fn with_person(photo: &RgbImage, height: u32) -> RgbImage {
-    let mut frame = background();
-    let width = photo.width() * height / photo.height();
-    let person = imageops::resize(photo, width, height, imageops::FilterType::Triangle);
-    let x = (W as i64 - width as i64) / 2;
-    imageops::replace(&mut frame, &person, x, (H as i64 - height as i64) / 2);
-    frame
 }
 
 /// `script`: (photo or None for an empty doorstep, frames).

@@ -21,8 +21,13 @@ pub fn background() -> RgbImage {
 
 /// The doorstep with `photo`, 320 px high, in the middle.
 pub fn with_person(photo: &RgbImage) -> RgbImage {
+    with_person_at(photo, 320)
+}
+
+/// The doorstep with `photo` scaled to `height` px, in the middle: a
+/// person walking up grows from frame to frame.
+pub fn with_person_at(photo: &RgbImage, height: u32) -> RgbImage {
     let mut frame = background();
-    let height = 320;
     let width = photo.width() * height / photo.height();
     let person = imageops::resize(photo, width, height, imageops::FilterType::Triangle);
     let x = (W as i64 - width as i64) / 2;
