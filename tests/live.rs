@@ -178,18 +178,7 @@ impl Env {
     }
 
     fn doorman(&self, config: &Path, args: &[&str]) -> Output {
-        let out = common::doorman()
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "doorman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        common::doorman_ok(config, args)
     }
 
     fn enroll(&self, config: &Path, name: &str, photos: &[PathBuf]) {

@@ -39,18 +39,7 @@ fn load(path: &Path) -> RgbImage {
 }
 
 fn doorman(config: &Path, args: &[&str]) -> std::process::Output {
-    let out = common::doorman()
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "doorman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::doorman_ok(config, args)
 }
 
 fn setup(extra: &str) -> (tempfile::TempDir, PathBuf) {

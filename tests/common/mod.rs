@@ -110,3 +110,19 @@ pub fn doorman() -> std::process::Command {
         }
     }
 }
+
+/// `doorman --config CONFIG ARGS...`, which must succeed; its output.
+pub fn doorman_ok(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = doorman()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "doorman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
