@@ -105,11 +105,11 @@ fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn enrol_two(env: &Env) {
-    let (obama, obama2, biden) = (
+/// Enrols Barack Obama from two photos.
+fn enrol_obama(env: &Env) {
+    let (obama, obama2) = (
         common::demo_photo("obama.jpg"),
         common::demo_photo("obama2.jpg"),
-        common::demo_photo("biden.jpg"),
     );
     env.ok(&[
         "enroll",
@@ -118,6 +118,12 @@ fn enrol_two(env: &Env) {
         arg(&obama),
         arg(&obama2),
     ]);
+}
+
+/// Enrols Barack Obama (two photos), then Joe Biden (one).
+fn enrol_two(env: &Env) {
+    enrol_obama(env);
+    let biden = common::demo_photo("biden.jpg");
     env.ok(&["enroll", "--name", "Joe Biden", arg(&biden)]);
 }
 
@@ -334,17 +340,7 @@ fn a_run_killed_with_writes_queued_loses_none_of_them() {
     let s = Standin::start(Options::default());
     let env = Env::new(Some(&s), "[recognize]\nremember_strangers = true\n");
     env.ok(&["index", "create"]);
-    let (obama, obama2) = (
-        common::demo_photo("obama.jpg"),
-        common::demo_photo("obama2.jpg"),
-    );
-    env.ok(&[
-        "enroll",
-        "--name",
-        "Barack Obama",
-        arg(&obama),
-        arg(&obama2),
-    ]);
+    enrol_obama(&env);
 
     // Queries work, every write fails: the run's writes pile up.
     s.add_fault(Fault::server_error(Target::Writes, usize::MAX));

@@ -428,6 +428,15 @@ fn ok(result: Value) -> Answer {
     }
 }
 
+/// The API's answer for an index that does not exist (as seen in the wild).
+fn index_not_found(name: &str) -> Answer {
+    fail(
+        404,
+        3000,
+        format!("vectorize.index.not_found - Index name \"{name}\""),
+    )
+}
+
 fn fail(status: u16, code: u32, message: impl Into<String>) -> Answer {
     Answer {
         status,
@@ -689,14 +698,7 @@ fn route(r: &Request, shared: &Shared) -> (Answer, Vec<String>) {
                 vec![],
             );
         }
-        return (
-            fail(
-                404,
-                3000,
-                format!("vectorize.index.not_found - Index name \"{name}\""),
-            ),
-            vec![],
-        );
+        return (index_not_found(name), vec![]);
     }
 
     let answer = match (r.method.as_str(), segments.as_slice()) {
@@ -715,14 +717,7 @@ fn route(r: &Request, shared: &Shared) -> (Answer, Vec<String>) {
                         vec![],
                     );
                 }
-                return (
-                    fail(
-                        404,
-                        3000,
-                        format!("vectorize.index.not_found - Index name \"{name}\""),
-                    ),
-                    vec![],
-                );
+                return (index_not_found(&name), vec![]);
             }
             let (a, ids) = index_route(&mut st, &name, r, &op, apply);
             return (a, ids);
