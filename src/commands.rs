@@ -120,6 +120,7 @@ pub(crate) fn embedder_id(manifest: &Manifest, variant: &str) -> String {
 }
 
 pub(crate) fn open_gallery(job: &Job) -> Result<Gallery> {
+    job.config.prepare_state_dir()?;
     let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
     let spec = match job.config.store {
         StoreKind::Local => StoreSpec::Local,

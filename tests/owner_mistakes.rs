@@ -59,6 +59,10 @@ impl Env {
     }
 }
 
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// Bytes that look like nothing in particular.
 fn noise(len: u32) -> Vec<u8> {
     (0..len)
@@ -88,4 +92,40 @@ fn a_gallery_file_that_is_not_sqlite_is_named_and_left_as_it_was() {
         let left: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
         assert_eq!(left.len(), 1, "SQLite left files beside it: {left:?}");
     }
+}
+
+#[test]
+fn a_state_dir_that_is_a_file_is_named_by_every_command_that_opens_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, "precious\n").unwrap();
+    let env = Env::in_dir(dir, &format!("state_dir = {file:?}"));
+    let photo = common::demo_photo("obama.jpg");
+    let commands: &[&[&str]] = &[
+        &["visitors"],
+        &["label", "visitor-0001", "Ann"],
+        &["forget", "Ann"],
+        &["forget", "--expired"],
+        &["wipe", "--yes"],
+        &["enroll", "--name", "Ann", s(&photo)],
+        &["identify", s(&photo)],
+        &["run", "--replay", s(&photo)],
+    ];
+    let want = format!("state_dir {} is not a folder", file.display());
+    for args in commands {
+        let err = env.fails(args);
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious\n");
+
+    // A file further up the path is named too.
+    let below = file.join("doorman");
+    let env = Env::new(&format!("state_dir = {below:?}"));
+    let err = env.fails(&["visitors"]);
+    let want = format!(
+        "state_dir {} cannot be made: {} is not a folder",
+        below.display(),
+        file.display()
+    );
+    assert!(err.contains(&want), "{err}");
 }
