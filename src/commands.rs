@@ -554,7 +554,22 @@ fn all_faces_match(
     Ok(true)
 }
 
+/// The index commands work on the gallery's Vectorize index; with the
+/// local store there is none, and the owner must hear that, not that an
+/// account id is missing.
+fn require_vectorize_store(job: &Job, command: &str) -> Result<()> {
+    if job.config.store != StoreKind::Vectorize {
+        bail!(
+            "`doorman index {command}` works on a Vectorize index, but the gallery's store \
+             is local (store = \"local\"); the index commands need store = \"vectorize\" \
+             and a [vectorize] section with account_id, index and token_file"
+        );
+    }
+    Ok(())
+}
+
 fn index_create(job: &Job) -> Result<Outcome> {
+    require_vectorize_store(job, "create")?;
     let client = vectorize_client(job)?;
     let retry = Retry::For(retry_max(job));
     let dims = job.manifest.embedder.output_dim;
@@ -637,6 +652,7 @@ fn index_create(job: &Job) -> Result<Outcome> {
 }
 
 fn index_info(job: &Job) -> Result<Outcome> {
+    require_vectorize_store(job, "info")?;
     let client = vectorize_client(job)?;
     let retry = Retry::For(retry_max(job));
     let index = client.get_index(retry)?;
@@ -647,12 +663,7 @@ fn index_info(job: &Job) -> Result<Outcome> {
         .filter(|(p, _)| !metadata.iter().any(|m| m.property_name == *p))
         .map(|(p, _)| *p)
         .collect();
-    // The outbox is in the gallery file, which exists only for this store.
-    let (queued, unconfirmed, rejected) = if job.config.store == StoreKind::Vectorize {
-        open_gallery(job)?.outbox_status()?
-    } else {
-        (0, 0, 0)
-    };
+    let (queued, unconfirmed, rejected) = open_gallery(job)?.outbox_status()?;
     if !missing.is_empty() {
         log::warn!(
             "the index lacks the metadata index(es) {}: doorman's queries filter on them and \

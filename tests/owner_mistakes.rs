@@ -129,3 +129,18 @@ fn a_state_dir_that_is_a_file_is_named_by_every_command_that_opens_state() {
     );
     assert!(err.contains(&want), "{err}");
 }
+
+#[test]
+fn index_commands_on_the_local_store_say_they_need_the_vectorize_store() {
+    let env = Env::new("store = \"local\"");
+    for action in ["info", "create"] {
+        let err = env.fails(&["index", action]);
+        assert!(
+            err.contains("the gallery's store is local")
+                && err.contains("need store = \"vectorize\""),
+            "{action}: {err}"
+        );
+        assert!(!err.contains("account_id is not set"), "{action}: {err}");
+    }
+    assert!(!env.path("state").exists(), "the index commands made state");
+}
