@@ -362,6 +362,12 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
 
 fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<Outcome> {
     let c = &job.config;
+    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
+    let input = if replaying {
+        Some(camera::ReplayInput::new(c, replay)?)
+    } else {
+        None
+    };
     let mut source = camera::open(c, replay)?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
@@ -396,10 +402,16 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
             );
         }
     }
-    // A replay names its unreadable frames; a camera just carries on.
-    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
-    if replaying && counters.dropped_frames > 0 {
-        return Ok(Outcome::SomeInputsFailed);
+    // A replay names its unreadable frames; a camera just carries on. A
+    // replay that ended without a single frame checked nothing, and its
+    // exit status must not read as a pass.
+    if let Some(input) = &input {
+        if counters.frames_read == 0 && !service.should_stop() {
+            return Err(input.nothing_replayed(c, counters.dropped_frames));
+        }
+        if counters.dropped_frames > 0 {
+            return Ok(Outcome::SomeInputsFailed);
+        }
     }
     Ok(Outcome::Done)
 }

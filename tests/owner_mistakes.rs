@@ -144,3 +144,50 @@ fn index_commands_on_the_local_store_say_they_need_the_vectorize_store() {
     }
     assert!(!env.path("state").exists(), "the index commands made state");
 }
+
+#[test]
+fn a_replay_without_one_decodable_frame_fails_naming_the_file() {
+    let env = Env::new("[motion]\nenabled = false");
+    let junk = env.path("door.mjpeg");
+    std::fs::write(&junk, b"this is not a motion JPEG stream\n").unwrap();
+    let empty = env.path("door.yuv");
+    std::fs::write(&empty, b"").unwrap();
+    let short = env.path("short.yuv");
+    std::fs::write(&short, noise(1000)).unwrap();
+
+    let err = env.fails(&["run", "--replay", s(&junk)]);
+    let want = format!("--replay {}: no frame could be decoded", junk.display());
+    assert!(
+        err.contains(&want) && err.contains("no whole JPEG"),
+        "{err}"
+    );
+
+    for yuv in [&empty, &short] {
+        let err = env.fails(&["run", "--replay", s(yuv)]);
+        let want = format!("--replay {}: no frame could be decoded", yuv.display());
+        assert!(err.contains(&want), "{err}");
+        // The default 640×480 frame is 460800 bytes.
+        assert!(err.contains("460800 bytes"), "{err}");
+    }
+
+    // The same file named by camera.path is named as camera.path.
+    let env = Env::new(&format!(
+        "[camera]\nsource = \"files\"\npath = {junk:?}\n[motion]\nenabled = false"
+    ));
+    let err = env.fails(&["run"]);
+    let want = format!("camera.path {}: no frame could be decoded", junk.display());
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn a_missing_replay_path_is_named_as_the_replay_option() {
+    let env = Env::new("");
+    for missing in ["/nonexistent/doorman-frames", "/nonexistent/door.mjpeg"] {
+        let err = env.fails(&["run", "--replay", missing]);
+        assert!(
+            err.contains(&format!("--replay {missing}: no such file or folder")),
+            "{err}"
+        );
+        assert!(!err.contains("camera.path"), "{err}");
+    }
+}
