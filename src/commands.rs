@@ -819,6 +819,8 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
     let (same, different) = crate::eval::pair_scores(&samples);
     let verification = crate::eval::verify(&same, &different, threshold);
     let identification = crate::eval::identify(&samples, threshold);
+    // ROC AUC and the equal error rate are "n/a" with this reason, never NaN.
+    let unmeasurable = crate::eval::unmeasurable(&samples);
     timings.sort_by_key(|t| std::cmp::Reverse(t.1));
     timings.truncate(5);
 
@@ -836,6 +838,7 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
                 "no_face": no_face,
                 "failed": failed,
                 "verification": verification,
+                "verification_note": unmeasurable,
                 "identification": identification,
                 "slowest": slowest,
             })
@@ -860,12 +863,17 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
             "pairs              {} same person, {} different people",
             v.same_pairs, v.different_pairs
         );
-        println!("ROC AUC            {:.4}", v.roc_auc);
-        println!(
-            "equal error rate   {} at threshold {:.3}",
-            pct(v.eer),
-            v.eer_threshold
-        );
+        match (v.roc_auc, v.eer.zip(v.eer_threshold)) {
+            (Some(auc), Some((eer, at))) => {
+                println!("ROC AUC            {auc:.4}");
+                println!("equal error rate   {} at threshold {at:.3}", pct(eer));
+            }
+            _ => {
+                let why = unmeasurable.as_deref().unwrap_or("too few pairs");
+                println!("ROC AUC            n/a: {why}");
+                println!("equal error rate   n/a, as ROC AUC");
+            }
+        }
         println!(
             "at threshold {:.3}  accuracy {}, false accepts {} ({}), false rejects {}",
             v.threshold,
@@ -884,13 +892,18 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
             );
         }
         let id = &identification;
-        println!(
-            "rank-1             {} of {} probes against one photo each of {} people ({} also above the threshold)",
-            pct(id.rank1),
-            id.probes,
-            id.gallery,
-            pct(id.rank1_accepted)
-        );
+        match (id.rank1, id.rank1_accepted) {
+            (Some(rank1), Some(accepted)) => println!(
+                "rank-1             {} of {} probes against one photo each of {} people ({} also above the threshold)",
+                pct(rank1),
+                id.probes,
+                id.gallery,
+                pct(accepted)
+            ),
+            _ => println!(
+                "rank-1             n/a: no identity has a second photo with a face to identify"
+            ),
+        }
         let slow: Vec<_> = timings
             .iter()
             .map(|(i, d)| format!("{i} {} ms", d.as_millis()))

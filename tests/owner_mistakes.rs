@@ -9,6 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use serde_json::Value;
+
 /// A config in a temp folder: `state_dir` is `state` unless `extra` sets
 /// it, the models are the cached ones.
 struct Env {
@@ -190,4 +192,82 @@ fn a_missing_replay_path_is_named_as_the_replay_option() {
         );
         assert!(!err.contains("camera.path"), "{err}");
     }
+}
+
+/// Copies demo photos into `dir` under new names; returns nothing.
+fn copy_photos(dir: &Path, photos: &[(&str, &str)]) {
+    for (demo, name) in photos {
+        std::fs::copy(common::demo_photo(demo), dir.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn eval_of_one_identity_prints_no_auc_and_says_why() {
+    let env = Env::new("");
+    copy_photos(
+        env.dir.path(),
+        &[("obama.jpg", "o1.jpg"), ("obama2.jpg", "o2.jpg")],
+    );
+    let labels = env.path("one.csv");
+    std::fs::write(&labels, "image,identity\no1.jpg,Obama\no2.jpg,Obama\n").unwrap();
+
+    let out = env.doorman(&["eval", s(&labels)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ROC AUC            n/a: it needs photos of at least two identities")
+            && text.contains("\"Obama\""),
+        "{text}"
+    );
+    assert!(!text.contains("NaN"), "{text}");
+
+    let out = env.doorman(&["--json", "eval", s(&labels)]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verification"]["roc_auc"], Value::Null, "{report}");
+    assert!(
+        report["verification_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("at least two identities")),
+        "{report}"
+    );
+}
+
+#[test]
+fn eval_reads_quoted_csv_fields_and_names_a_bad_line() {
+    let env = Env::new("");
+    copy_photos(
+        env.dir.path(),
+        &[
+            ("obama.jpg", "a b.jpg"),
+            ("obama2.jpg", "c, d.jpg"),
+            ("biden.jpg", "e.jpg"),
+        ],
+    );
+    let labels = env.path("identities.csv");
+    std::fs::write(
+        &labels,
+        "\"image\",\"identity\"\n\
+         \"a b.jpg\",\"Obama, Barack\"\n\
+         \"c, d.jpg\",\"Obama, Barack\"\n\
+         e.jpg,\"Biden, Joe\"\n",
+    )
+    .unwrap();
+    let out = env.doorman(&["--json", "eval", s(&labels)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["faces_found"], 3, "{report}");
+    assert_eq!(report["verification"]["same_pairs"], 1, "{report}");
+    assert_eq!(report["verification"]["different_pairs"], 2, "{report}");
+
+    let bad = env.path("bad.csv");
+    std::fs::write(&bad, "image,identity\n\"a b.jpg\",Obama\n\"e.jpg\"\n").unwrap();
+    let err = env.fails(&["eval", s(&bad)]);
+    assert!(
+        err.contains(&format!(
+            "{}: line 3: expected `image,identity`",
+            bad.display()
+        )),
+        "{err}"
+    );
 }
