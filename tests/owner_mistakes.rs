@@ -194,7 +194,7 @@ fn a_missing_replay_path_is_named_as_the_replay_option() {
     }
 }
 
-/// Copies demo photos into `dir` under new names; returns nothing.
+/// Copies demo photos into `dir` under new names.
 fn copy_photos(dir: &Path, photos: &[(&str, &str)]) {
     for (demo, name) in photos {
         std::fs::copy(common::demo_photo(demo), dir.join(name)).unwrap();
