@@ -144,6 +144,66 @@ impl CameraFrame {
     }
 }
 
+/// The file or folder the `files` source replays, and the setting that
+/// named it, so that every message about it names what the owner typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayInput {
+    pub path: PathBuf,
+    /// `--replay` or `camera.path`.
+    pub setting: &'static str,
+}
+
+impl ReplayInput {
+    /// The `--replay` path when there is one, else `camera.path`.
+    pub fn new(config: &Config, replay: Option<&Path>) -> Result<Self> {
+        if let Some(path) = replay {
+            return Ok(Self {
+                path: path.to_path_buf(),
+                setting: "--replay",
+            });
+        }
+        let path = config.camera.path.clone().context(
+            "camera.source is \"files\" but camera.path is not set (or pass --replay PATH)",
+        )?;
+        Ok(Self {
+            path,
+            setting: "camera.path",
+        })
+    }
+
+    /// Why a replay that ended delivered no frame at all: an error naming
+    /// the input, with what its format needs. `skipped` frames could not
+    /// be decoded.
+    pub fn nothing_replayed(&self, config: &Config, skipped: u64) -> anyhow::Error {
+        let why = match stream_format(config, &self.path) {
+            PixelFormat::Yuv420 => {
+                let c = &config.camera;
+                let layout = Yuv420Layout::padded(c.width_px, c.height_px, c.stride_align_px);
+                let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+                format!(
+                    "it holds {size} bytes, and one YUV420 frame of {}×{} (camera.width_px, \
+                     camera.height_px, rows padded to camera.stride_align_px = {}) is {} bytes",
+                    c.width_px,
+                    c.height_px,
+                    c.stride_align_px,
+                    layout.frame_len()
+                )
+            }
+            PixelFormat::Mjpeg if skipped == 0 => {
+                "it holds no whole JPEG image (FF D8 ... FF D9)".to_string()
+            }
+            _ => format!("{skipped} frame(s) were skipped as unreadable (named above)"),
+        };
+        anyhow::anyhow!("{self}: no frame could be decoded; {why}")
+    }
+}
+
+impl std::fmt::Display for ReplayInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.setting, self.path.display())
+    }
+}
+
 /// Opens the source the config names; `replay` (the `--replay` option)
 /// replays that path with the `files` source whatever the config says.
 pub fn open(config: &Config, replay: Option<&Path>) -> Result<Box<dyn FrameSource>> {
@@ -159,15 +219,7 @@ pub fn open(config: &Config, replay: Option<&Path>) -> Result<Box<dyn FrameSourc
         c.source
     };
     match source {
-        CameraSource::Files => {
-            let path = replay
-                .map(Path::to_path_buf)
-                .or_else(|| c.path.clone())
-                .context(
-                    "camera.source is \"files\" but camera.path is not set (or pass --replay PATH)",
-                )?;
-            open_files(config, &path)
-        }
+        CameraSource::Files => open_files(config, &ReplayInput::new(config, replay)?),
         CameraSource::Rpicam => {
             // A missing program is a setup mistake, not a camera to wait for.
             if find_program(&c.rpicam_path).is_none() {
@@ -213,24 +265,36 @@ fn find_program(program: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A folder or image file, or a YUV420 or MJPEG stream file.
-fn open_files(config: &Config, path: &Path) -> Result<Box<dyn FrameSource>> {
-    let c = &config.camera;
-    let max = config.detect.max_image_px;
+/// How a replayed file is read: `camera.format`, or when that is `auto`
+/// the file's extension (`.yuv`/`.i420`, `.mjpeg`/`.mjpg`).
+fn stream_format(config: &Config, path: &Path) -> PixelFormat {
     let by_extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let format = match (c.format, by_extension.as_deref()) {
+    match (config.camera.format, by_extension.as_deref()) {
         (PixelFormat::Auto, Some("yuv" | "i420")) => PixelFormat::Yuv420,
         (PixelFormat::Auto, Some("mjpeg" | "mjpg")) => PixelFormat::Mjpeg,
         (f, _) => f,
-    };
-    let source: Box<dyn FrameSource> = match format {
+    }
+}
+
+/// A folder or image file, or a YUV420 or MJPEG stream file.
+fn open_files(config: &Config, input: &ReplayInput) -> Result<Box<dyn FrameSource>> {
+    let c = &config.camera;
+    let max = config.detect.max_image_px;
+    let path = input.path.as_path();
+    if let Err(e) = std::fs::metadata(path) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            bail!("{input}: no such file or folder");
+        }
+        return Err(e).with_context(|| input.to_string());
+    }
+    let source: Box<dyn FrameSource> = match stream_format(config, path) {
         PixelFormat::Yuv420 => {
             let layout = Yuv420Layout::padded(c.width_px, c.height_px, c.stride_align_px);
             Box::new(StreamFileSource::open(
-                path,
+                input,
                 Stream::Yuv420(layout),
                 c.replay_fps,
                 c.clock_fps,
@@ -238,14 +302,14 @@ fn open_files(config: &Config, path: &Path) -> Result<Box<dyn FrameSource>> {
             )?)
         }
         PixelFormat::Mjpeg => Box::new(StreamFileSource::open(
-            path,
+            input,
             Stream::Mjpeg,
             c.replay_fps,
             c.clock_fps,
             max,
         )?),
         _ => {
-            let files = FilesSource::open(path, c.replay_fps, c.clock_fps, max)?;
+            let files = FilesSource::open(input, c.replay_fps, c.clock_fps, max)?;
             log::info!(
                 "replaying {} frames from {} as camera {:?}",
                 files.len(),
@@ -316,11 +380,17 @@ const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", 
 impl FilesSource {
     /// A folder's images (or one image), replayed at `replay_fps` (0: as fast
     /// as decoding goes), with capture times spaced at `clock_fps`.
-    pub fn open(path: &Path, replay_fps: f32, clock_fps: f32, max_image_px: u32) -> Result<Self> {
+    pub fn open(
+        input: &ReplayInput,
+        replay_fps: f32,
+        clock_fps: f32,
+        max_image_px: u32,
+    ) -> Result<Self> {
+        let path = input.path.as_path();
         let files = if path.is_dir() {
             let mut files = Vec::new();
-            for entry in std::fs::read_dir(path)
-                .with_context(|| format!("reading the folder {}", path.display()))?
+            for entry in
+                std::fs::read_dir(path).with_context(|| format!("{input}: reading the folder"))?
             {
                 let p = entry?.path();
                 let hidden = p
@@ -340,17 +410,10 @@ impl FilesSource {
         } else if path.is_file() {
             vec![path.to_path_buf()]
         } else {
-            bail!(
-                "camera.path {} is neither a folder nor a file",
-                path.display()
-            );
+            bail!("{input} is neither a folder nor a file");
         };
         if files.is_empty() {
-            bail!(
-                "camera.path {} holds no images ({})",
-                path.display(),
-                IMAGE_EXTENSIONS.join(", ")
-            );
+            bail!("{input} holds no images ({})", IMAGE_EXTENSIONS.join(", "));
         }
         Ok(Self {
             files,
@@ -420,14 +483,14 @@ pub struct StreamFileSource {
 
 impl StreamFileSource {
     fn open(
-        path: &Path,
+        input: &ReplayInput,
         kind: Stream,
         replay_fps: f32,
         clock_fps: f32,
         max_image_px: u32,
     ) -> Result<Self> {
-        let file = File::open(path)
-            .with_context(|| format!("opening the stream file {}", path.display()))?;
+        let path = input.path.as_path();
+        let file = File::open(path).with_context(|| format!("{input}: opening the stream file"))?;
         let input = BufReader::new(file);
         let reader = match kind {
             Stream::Yuv420(layout) => {
@@ -532,6 +595,13 @@ impl FrameSource for StreamFileSource {
 mod tests {
     use super::*;
 
+    fn from_config(path: &Path) -> ReplayInput {
+        ReplayInput {
+            path: path.to_path_buf(),
+            setting: "camera.path",
+        }
+    }
+
     fn frame_of(next: Next) -> CameraFrame {
         match next {
             Next::Frame(f) => f,
@@ -547,7 +617,7 @@ mod tests {
         img.save(dir.path().join("a.png")).unwrap();
         std::fs::write(dir.path().join("c.jpg"), b"garbage").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
-        let mut src = FilesSource::open(dir.path(), 0.0, 2.0, 0).unwrap();
+        let mut src = FilesSource::open(&from_config(dir.path()), 0.0, 2.0, 0).unwrap();
         assert_eq!(src.len(), 3);
         let a = frame_of(src.next());
         let b = frame_of(src.next());
@@ -565,7 +635,7 @@ mod tests {
     #[test]
     fn an_empty_folder_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let err = FilesSource::open(dir.path(), 0.0, 5.0, 0)
+        let err = FilesSource::open(&from_config(dir.path()), 0.0, 5.0, 0)
             .err()
             .unwrap()
             .to_string();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::camera::FilesSource;
+use crate::camera::{FilesSource, ReplayInput};
 use crate::commands::{embedder_id, Outcome};
 use crate::config::{CameraSource, Config, LedConfig, LedKind, StoreKind, DEFAULT_CONFIG_PATH};
 use crate::gallery::Gallery;
@@ -110,12 +110,16 @@ fn camera(config: &Config) -> Result<String> {
             let Some(path) = &config.camera.path else {
                 bail!("camera.source is \"files\" but camera.path is not set");
             };
+            let input = ReplayInput {
+                path: path.clone(),
+                setting: "camera.path",
+            };
             let c = &config.camera;
-            let source = FilesSource::open(path, c.replay_fps, c.clock_fps, 0)?;
+            let source = FilesSource::open(&input, c.replay_fps, c.clock_fps, 0)?;
             Ok(format!(
                 "files: {} images in {}",
                 source.len(),
-                path.display()
+                input.path.display()
             ))
         }
         CameraSource::Rpicam => {

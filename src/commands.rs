@@ -120,6 +120,7 @@ pub(crate) fn embedder_id(manifest: &Manifest, variant: &str) -> String {
 }
 
 pub(crate) fn open_gallery(job: &Job) -> Result<Gallery> {
+    job.config.prepare_state_dir()?;
     let model = embedder_id(job.manifest, &job.config.models.embedder_variant);
     let spec = match job.config.store {
         StoreKind::Local => StoreSpec::Local,
@@ -361,6 +362,12 @@ fn run(job: &Job, replay: Option<&Path>) -> Result<Outcome> {
 
 fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<Outcome> {
     let c = &job.config;
+    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
+    let input = if replaying {
+        Some(camera::ReplayInput::new(c, replay)?)
+    } else {
+        None
+    };
     let mut source = camera::open(c, replay)?;
     let pipeline = load_pipeline(job)?;
     let mut gallery = open_gallery(job)?;
@@ -395,10 +402,16 @@ fn run_loop(job: &Job, replay: Option<&Path>, service: &mut Service) -> Result<O
             );
         }
     }
-    // A replay names its unreadable frames; a camera just carries on.
-    let replaying = replay.is_some() || c.camera.source == CameraSource::Files;
-    if replaying && counters.dropped_frames > 0 {
-        return Ok(Outcome::SomeInputsFailed);
+    // A replay names its unreadable frames; a camera just carries on. A
+    // replay that ended without a single frame checked nothing, and its
+    // exit status must not read as a pass.
+    if let Some(input) = &input {
+        if counters.frames_read == 0 && !service.should_stop() {
+            return Err(input.nothing_replayed(c, counters.dropped_frames));
+        }
+        if counters.dropped_frames > 0 {
+            return Ok(Outcome::SomeInputsFailed);
+        }
     }
     Ok(Outcome::Done)
 }
@@ -553,7 +566,22 @@ fn all_faces_match(
     Ok(true)
 }
 
+/// The index commands work on the gallery's Vectorize index; with the
+/// local store there is none, and the owner must hear that, not that an
+/// account id is missing.
+fn require_vectorize_store(job: &Job, command: &str) -> Result<()> {
+    if job.config.store != StoreKind::Vectorize {
+        bail!(
+            "`doorman index {command}` works on a Vectorize index, but the gallery's store \
+             is local (store = \"local\"); the index commands need store = \"vectorize\" \
+             and a [vectorize] section with account_id, index and token_file"
+        );
+    }
+    Ok(())
+}
+
 fn index_create(job: &Job) -> Result<Outcome> {
+    require_vectorize_store(job, "create")?;
     let client = vectorize_client(job)?;
     let retry = Retry::For(retry_max(job));
     let dims = job.manifest.embedder.output_dim;
@@ -636,6 +664,7 @@ fn index_create(job: &Job) -> Result<Outcome> {
 }
 
 fn index_info(job: &Job) -> Result<Outcome> {
+    require_vectorize_store(job, "info")?;
     let client = vectorize_client(job)?;
     let retry = Retry::For(retry_max(job));
     let index = client.get_index(retry)?;
@@ -646,12 +675,7 @@ fn index_info(job: &Job) -> Result<Outcome> {
         .filter(|(p, _)| !metadata.iter().any(|m| m.property_name == *p))
         .map(|(p, _)| *p)
         .collect();
-    // The outbox is in the gallery file, which exists only for this store.
-    let (queued, unconfirmed, rejected) = if job.config.store == StoreKind::Vectorize {
-        open_gallery(job)?.outbox_status()?
-    } else {
-        (0, 0, 0)
-    };
+    let (queued, unconfirmed, rejected) = open_gallery(job)?.outbox_status()?;
     if !missing.is_empty() {
         log::warn!(
             "the index lacks the metadata index(es) {}: doorman's queries filter on them and \
@@ -795,6 +819,8 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
     let (same, different) = crate::eval::pair_scores(&samples);
     let verification = crate::eval::verify(&same, &different, threshold);
     let identification = crate::eval::identify(&samples, threshold);
+    // ROC AUC and the equal error rate are "n/a" with this reason, never NaN.
+    let unmeasurable = crate::eval::unmeasurable(&samples);
     timings.sort_by_key(|t| std::cmp::Reverse(t.1));
     timings.truncate(5);
 
@@ -812,6 +838,7 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
                 "no_face": no_face,
                 "failed": failed,
                 "verification": verification,
+                "verification_note": unmeasurable,
                 "identification": identification,
                 "slowest": slowest,
             })
@@ -836,12 +863,17 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
             "pairs              {} same person, {} different people",
             v.same_pairs, v.different_pairs
         );
-        println!("ROC AUC            {:.4}", v.roc_auc);
-        println!(
-            "equal error rate   {} at threshold {:.3}",
-            pct(v.eer),
-            v.eer_threshold
-        );
+        match (v.roc_auc, v.eer.zip(v.eer_threshold)) {
+            (Some(auc), Some((eer, at))) => {
+                println!("ROC AUC            {auc:.4}");
+                println!("equal error rate   {} at threshold {at:.3}", pct(eer));
+            }
+            _ => {
+                let why = unmeasurable.as_deref().unwrap_or("too few pairs");
+                println!("ROC AUC            n/a: {why}");
+                println!("equal error rate   n/a, as ROC AUC");
+            }
+        }
         println!(
             "at threshold {:.3}  accuracy {}, false accepts {} ({}), false rejects {}",
             v.threshold,
@@ -860,13 +892,18 @@ fn eval(job: &Job, labels: &Path) -> Result<Outcome> {
             );
         }
         let id = &identification;
-        println!(
-            "rank-1             {} of {} probes against one photo each of {} people ({} also above the threshold)",
-            pct(id.rank1),
-            id.probes,
-            id.gallery,
-            pct(id.rank1_accepted)
-        );
+        match (id.rank1, id.rank1_accepted) {
+            (Some(rank1), Some(accepted)) => println!(
+                "rank-1             {} of {} probes against one photo each of {} people ({} also above the threshold)",
+                pct(rank1),
+                id.probes,
+                id.gallery,
+                pct(accepted)
+            ),
+            _ => println!(
+                "rank-1             n/a: no identity has a second photo with a face to identify"
+            ),
+        }
         let slow: Vec<_> = timings
             .iter()
             .map(|(i, d)| format!("{i} {} ms", d.as_millis()))

@@ -638,6 +638,37 @@ impl Config {
         Ok(())
     }
 
+    /// Makes `state_dir` when it is missing. The error names `state_dir`
+    /// and its value when it, or a folder above it, is a file. Every
+    /// command that reads or writes the gallery or the events goes through
+    /// here (`commands::open_gallery`) before it touches either.
+    pub fn prepare_state_dir(&self) -> Result<()> {
+        let dir = self.state_dir.as_path();
+        let mut probe = dir;
+        loop {
+            match std::fs::metadata(probe) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) if probe == dir => anyhow::bail!(
+                    "state_dir {} is not a folder; set state_dir to the folder for the \
+                     gallery and events (it is made when missing)",
+                    dir.display()
+                ),
+                Ok(_) => anyhow::bail!(
+                    "state_dir {} cannot be made: {} is not a folder",
+                    dir.display(),
+                    probe.display()
+                ),
+                // Missing (or unreadable): look at the folder above.
+                Err(_) => match probe.parent() {
+                    Some(up) if !up.as_os_str().is_empty() => probe = up,
+                    _ => break,
+                },
+            }
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("state_dir {}: the folder cannot be made", dir.display()))
+    }
+
     /// The SQLite gallery file.
     pub fn gallery_path(&self) -> PathBuf {
         self.state_dir.join("gallery.sqlite")

@@ -15,6 +15,7 @@
 //! forgetting someone must not leave their name or vectors in free pages.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -202,17 +203,22 @@ impl Gallery {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let db = Connection::open(path)
-            .with_context(|| format!("opening the gallery {}", path.display()))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a visit that was reported is on the card, even after a power cut.
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.pragma_update(None, "foreign_keys", "ON")?;
-        // Deleted rows are zeroed in the file, not just unlinked.
-        db.pragma_update(None, "secure_delete", "ON")?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(SCHEMA)
-            .with_context(|| format!("preparing the gallery {}", path.display()))?;
+        check_sqlite_header(path)?;
+        let db = Connection::open(path).map_err(|e| open_error(path, e))?;
+        // The first statements are where SQLite reads the file: a damaged
+        // one fails here, and the owner must learn which file it was.
+        let setup = || -> rusqlite::Result<()> {
+            db.pragma_update(None, "journal_mode", "WAL")?;
+            // FULL: a visit that was reported is on the card, even after a
+            // power cut.
+            db.pragma_update(None, "synchronous", "FULL")?;
+            db.pragma_update(None, "foreign_keys", "ON")?;
+            // Deleted rows are zeroed in the file, not just unlinked.
+            db.pragma_update(None, "secure_delete", "ON")?;
+            db.busy_timeout(std::time::Duration::from_secs(5))?;
+            db.execute_batch(SCHEMA)
+        };
+        setup().map_err(|e| open_error(path, e))?;
 
         let model = format!("{embedder}/{dim}");
         let stored: Option<String> = db
@@ -766,6 +772,48 @@ fn queue_remote_deletes<P: rusqlite::Params>(
     Ok(())
 }
 
+/// The first 16 bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses a gallery file that is not an SQLite database before SQLite
+/// opens it, so that a file of another kind (a photo, a text, a damaged
+/// copy) is left exactly as it was. A missing or empty file is fine:
+/// SQLite makes a new database in it.
+fn check_sqlite_header(path: &Path) -> Result<()> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("opening the gallery {}", path.display())),
+    };
+    let mut head = Vec::with_capacity(SQLITE_HEADER.len());
+    file.take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading the gallery {}", path.display()))?;
+    if !head.is_empty() && head != SQLITE_HEADER {
+        bail!(
+            "the gallery {} is not an SQLite database (it does not begin with SQLite's \
+             header); doorman left it as it is: restore it from a backup, or move it away \
+             to start a new gallery",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// An SQLite error met while opening the gallery, naming the file; a file
+/// SQLite cannot read as a database is called damaged.
+fn open_error(path: &Path, e: rusqlite::Error) -> anyhow::Error {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(NotADatabase | DatabaseCorrupt) => anyhow::anyhow!(
+            "the gallery {} is not an SQLite database or is damaged ({e}); doorman left it \
+             as it is: restore it from a backup, or move it away to start a new gallery",
+            path.display()
+        ),
+        _ => anyhow::Error::new(e).context(format!("opening the gallery {}", path.display())),
+    }
+}
+
 /// Records which store a gallery file's vectors are in, and refuses a file
 /// whose vectors are elsewhere. A file from before the record is local.
 fn check_store_label(db: &Connection, path: &Path, label: &str) -> Result<()> {
@@ -811,6 +859,50 @@ fn decode_vector(blob: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Opens `bytes` as a gallery file: the error, and whether the file
+    /// was left byte for byte as it was (and no SQLite files beside it).
+    fn open_foreign_file(bytes: &[u8]) -> (String, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gallery.sqlite");
+        std::fs::write(&path, bytes).unwrap();
+        let err = match Gallery::open(&path, "test", 2) {
+            Ok(_) => panic!("a file of {} foreign bytes was opened", bytes.len()),
+            Err(e) => format!("{e:#}"),
+        };
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let untouched = std::fs::read(&path).unwrap() == bytes && left.len() == 1;
+        (
+            err.replace(&path.display().to_string(), "GALLERY"),
+            untouched,
+        )
+    }
+
+    #[test]
+    fn a_gallery_file_that_is_not_sqlite_is_named_and_left_untouched() {
+        let random: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let text = b"name,visits\nAnn,3\n".to_vec();
+        for bytes in [random, text] {
+            let (err, untouched) = open_foreign_file(&bytes);
+            assert!(
+                err.starts_with("the gallery GALLERY is not an SQLite database"),
+                "{err}"
+            );
+            assert!(untouched, "the file was changed");
+        }
+    }
+
+    #[test]
+    fn a_damaged_gallery_behind_a_valid_header_is_named_and_left_untouched() {
+        let mut bytes = SQLITE_HEADER.to_vec();
+        bytes.extend((0..4080u32).map(|i| (i * 37 % 251) as u8));
+        let (err, untouched) = open_foreign_file(&bytes);
+        assert!(err.contains("the gallery GALLERY"), "{err}");
+        assert!(err.contains("damaged"), "{err}");
+        assert!(untouched, "the file was changed");
+    }
 
     fn unit(v: &[f32]) -> Embedding {
         Embedding::normalised(v).unwrap()

@@ -18,10 +18,17 @@ use sha2::{Digest, Sha256};
 /// The manifest as shipped in `models/manifest.toml`.
 pub const MANIFEST_TOML: &str = include_str!("../models/manifest.toml");
 
-/// What to run to make the model files from nothing.
-pub const REBUILD_HINT: &str =
-    "run `models/fetch` from the doorman source tree (it rebuilds every model file \
-     into ${DOORMAN_CACHE:-~/.cache/doorman}/models), then point `models.dir` at that folder";
+/// How to get the model files back, for both kinds of install: the
+/// package ships them in /usr/share/doorman/models, a source checkout
+/// builds them with `models/fetch`.
+pub const REBUILD_HINT: &str = concat!(
+    "if doorman was installed from its package, reinstall it (`sudo apt install \
+     --reinstall ./doorman_",
+    env!("CARGO_PKG_VERSION"),
+    "_arm64.deb`), which puts the models in /usr/share/doorman/models; in a source \
+     checkout, run `models/fetch` (it rebuilds every model file into \
+     ${DOORMAN_CACHE:-~/.cache/doorman}/models), then point `models.dir` at that folder"
+);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
@@ -236,6 +243,26 @@ mod tests {
         let err = verified_path(dir.path(), &entry).unwrap_err().to_string();
         assert!(
             err.contains("x.onnx") && err.contains("models/fetch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_model_error_advises_a_packaged_install_and_a_source_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = ModelFile {
+            file: "absent.onnx".into(),
+            sha256: "0".repeat(64),
+        };
+        let err = format!("{:#}", verified_path(dir.path(), &entry).unwrap_err());
+        let package = format!(
+            "sudo apt install --reinstall ./doorman_{}_arm64.deb",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(err.contains(&package), "{err}");
+        assert!(err.contains("/usr/share/doorman/models"), "{err}");
+        assert!(
+            err.contains("in a source checkout, run `models/fetch`"),
             "{err}"
         );
     }
