@@ -68,6 +68,8 @@ struct Args {
     python: PathBuf,
     faces: PathBuf,
     doorman: PathBuf,
+    /// `--count FILE`: instructions instead of seconds (benches/qemu-count).
+    count: Option<PathBuf>,
 }
 
 impl Args {
@@ -83,6 +85,7 @@ impl Args {
             python: cache.join("venv/bin/python"),
             faces: Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/faces"),
             doorman: release.join("doorman"),
+            count: None,
             cache,
         };
         let mut it = std::env::args().skip(1);
@@ -94,7 +97,10 @@ impl Args {
                 "--python" => args.python = value()?.into(),
                 "--faces" => args.faces = value()?.into(),
                 "--doorman" => args.doorman = value()?.into(),
-                other => bail!("unknown argument {other:?} (--python, --faces, --doorman)"),
+                "--count" => args.count = Some(value()?.into()),
+                other => bail!(
+                    "unknown argument {other:?} (--python, --faces, --doorman, --count)"
+                ),
             }
         }
         Ok(args)
@@ -120,6 +126,10 @@ fn try_main() -> Result<()> {
         .iter()
         .map(|&(w, h)| doorway(w, h, &portrait, w / 3, h / 4))
         .collect();
+
+    if let Some(file) = &args.count {
+        return count_instructions(file, &pipeline, manifest, &models, &work, &config, &scenes);
+    }
 
     let mut ort = Ort::start(&args.python)?;
     let mut times = Times::default();
@@ -344,13 +354,7 @@ fn int8(
 
     println!("| variant | size MB | tract ms | float/int8 speed in tract | onnxruntime ms | cosine to float: min | mean |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let mut variants: Vec<PathBuf> = std::fs::read_dir(work.join("int8"))
-        .context("reading the int8 variants (benches/run makes them)")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    variants.sort();
-    for path in variants {
+    for path in int8_variants(work)? {
         let name = path
             .file_stem()
             .unwrap_or_default()
@@ -387,6 +391,17 @@ fn int8(
         times.embed
     );
     repro(&work.join("int8/repro"))
+}
+
+/// The quantized embedder files that `benches/int8-variants` made, by name.
+fn int8_variants(work: &Path) -> Result<Vec<PathBuf>> {
+    let mut variants: Vec<PathBuf> = std::fs::read_dir(work.join("int8"))
+        .context("reading the int8 variants (benches/int8-variants makes them)")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    variants.sort();
+    Ok(variants)
 }
 
 /// The smallest case: one 3×3 convolution, float32 against QOperator int8,
@@ -771,6 +786,148 @@ impl Ort {
         let get = |k: &str| reply.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         Ok(Ok((get("median_ms"), get("max_abs_diff"))))
     }
+}
+
+/// Reads the guest's instruction count from `benches/insn-count.c`: the
+/// plugin rewrites `file` whenever the guest calls getppid(2), which
+/// nothing else in this program does.
+struct Counter {
+    file: PathBuf,
+    /// Instructions spent between two marks around nothing: the marker
+    /// itself and reading the file back.
+    overhead: u64,
+}
+
+impl Counter {
+    fn new(file: &Path) -> Result<Self> {
+        let mut c = Counter {
+            file: file.to_path_buf(),
+            overhead: 0,
+        };
+        c.overhead = c.count(|| Ok(()))?;
+        Ok(c)
+    }
+
+    fn mark(&self) -> Result<u64> {
+        let _marker = std::os::unix::process::parent_id();
+        let text = std::fs::read_to_string(&self.file).with_context(|| {
+            format!(
+                "reading the instruction count from {} (is this running under \
+                 qemu with benches/insn-count.c loaded? benches/qemu-count does that)",
+                self.file.display()
+            )
+        })?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{}: not a count: {text:?}", self.file.display()))
+    }
+
+    /// Instructions of one call of `f`, after one untimed call (which
+    /// builds plans and buffers on first use).
+    fn count(&self, mut f: impl FnMut() -> Result<()>) -> Result<u64> {
+        f()?;
+        let before = self.mark()?;
+        f()?;
+        let after = self.mark()?;
+        Ok((after - before).saturating_sub(self.overhead))
+    }
+}
+
+/// `--count FILE`: each stage once, in instructions executed. Run under
+/// qemu-user with the counting plugin (benches/qemu-count), where time
+/// means nothing but instruction counts are the same from run to run.
+fn count_instructions(
+    file: &Path,
+    pipeline: &Pipeline,
+    manifest: &Manifest,
+    models: &Path,
+    work: &Path,
+    config: &Config,
+    scenes: &[RgbImage],
+) -> Result<()> {
+    let counter = Counter::new(file)?;
+    let m = |n: u64| n as f64 / 1e6;
+    let det = &manifest.detector;
+    let settings = pipeline.detector.settings;
+    let run = |plan: &Plan, input: &Tensor| net::run(plan, input.clone()).map(drop);
+    println!("| stage | million instructions |");
+    println!("|---|---:|");
+
+    let crop = |side| image::imageops::resize(&scenes[0], side, side, FilterType::Triangle);
+    let mut per_net = BTreeMap::new();
+    for (net, side) in [("rnet", 24), ("onet", 48)] {
+        let input = nwhc(&crop(side), 1)?;
+        let plan = net::load(&verified_path(models, det.file(net)?)?, input.shape())?;
+        let n = counter.count(|| run(&plan, &input))?;
+        println!("| {net} {side}x{side}, batch 1 | {:.1} |", m(n));
+        per_net.insert(net, n);
+    }
+    let face = one_face(pipeline, &scenes[0])?;
+    let input = pipeline.embedder.input_tensor(&face)?;
+    let float = verified_path(models, manifest.embedder.variant("float")?)?;
+    let plan = net::load(&float, input.shape())?;
+    let embed = counter.count(|| run(&plan, &input))?;
+    println!("| dlib ResNet 150x150 (float32) | {:.1} |", m(embed));
+    for path in int8_variants(work)? {
+        let name = path.file_stem().unwrap_or_default().to_string_lossy();
+        let plan = net::load(&path, input.shape())?;
+        let n = counter.count(|| run(&plan, &input))?;
+        println!(
+            "| dlib ResNet 150x150, int8 {name} (float/int8 {:.2}x) | {:.1} |",
+            embed as f64 / n as f64,
+            m(n)
+        );
+    }
+
+    let pnet_file = verified_path(models, det.file("pnet")?)?;
+    for scene in scenes {
+        let (w, h) = scene.dimensions();
+        let mut pnet = 0;
+        let levels = pyramid(w, h, settings.min_face_px as f32, settings.scale_factor);
+        for &(_, sw, sh) in &levels {
+            let input = nwhc(&image::imageops::resize(scene, sw, sh, FilterType::Triangle), 1)?;
+            let plan = net::load(&pnet_file, input.shape())?;
+            pnet += counter.count(|| run(&plan, &input))?;
+        }
+        println!("| P-Net, {w}x{h} pyramid ({} levels) | {:.1} |", levels.len(), m(pnet));
+
+        let mut gate = MotionDetector::new(&config.motion);
+        let still = &luma_frames(w, h)[0];
+        let plane = Plane {
+            data: std::borrow::Cow::Borrowed(still.as_slice()),
+            width: w,
+            height: h,
+            stride: w as usize,
+            step: 1,
+        };
+        let motion = counter.count(|| {
+            gate.detect(&plane);
+            Ok(())
+        })?;
+
+        let frame = Frame::from_rgb(scene.clone());
+        let detector = counter.count(|| pipeline.detector.detect(&frame.rgb).map(drop))?;
+        let before = pipeline.detector.runs();
+        let whole = counter.count(|| pipeline.faces(&frame).map(drop))?;
+        let after = pipeline.detector.runs();
+        // count() runs the frame twice; the second run's networks are half.
+        let rnet = (after.rnet - before.rnet) / 2;
+        let onet = (after.onet - before.onet) / 2;
+        let faces = pipeline.faces(&frame)?.len() as u64;
+        let sum = pnet + rnet * per_net["rnet"] + onet * per_net["onet"] + faces * embed;
+        println!("| motion gate, {w}x{h} frame | {:.2} |", m(motion));
+        println!("| detector, {w}x{h} frame with one face | {:.1} |", m(detector));
+        println!(
+            "| pipeline, {w}x{h} frame with one face ({rnet} R-Net, {onet} O-Net, {faces} embedding) | {:.1} |",
+            m(whole)
+        );
+        println!(
+            "| ratios at {w}x{h}: motion/detector {:.2} %, pipeline/sum of network runs {:.2}x | |",
+            100.0 * motion as f64 / detector as f64,
+            whole as f64 / sum as f64
+        );
+    }
+    Ok(())
 }
 
 fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
