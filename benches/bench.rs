@@ -195,10 +195,7 @@ fn nwhc(img: &RgbImage, batch: usize) -> Result<Tensor> {
         }
     }
     let data = one.repeat(batch);
-    Ok(Tensor::from_shape(
-        &[batch, w as usize, h as usize, 3],
-        &data,
-    )?)
+    Tensor::from_shape(&[batch, w as usize, h as usize, 3], &data)
 }
 
 /// Runs tract then onnxruntime on the same tensor and prints one row.

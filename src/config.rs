@@ -621,7 +621,7 @@ impl Config {
                 allowed
             );
         }
-        if c.width_px % 2 != 0 || c.height_px % 2 != 0 {
+        if !c.width_px.is_multiple_of(2) || !c.height_px.is_multiple_of(2) {
             anyhow::bail!(
                 "camera.width_px ({}) and camera.height_px ({}) must be even (YUV 4:2:0 and 4:2:2 halve the colour planes)",
                 c.width_px,

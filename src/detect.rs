@@ -549,7 +549,7 @@ fn pnet_candidates(
     threshold: f32,
 ) -> Result<Vec<Candidate>> {
     let cells = prob.len() / 2;
-    if reg.len() != cells * 4 || out_h == 0 || cells % out_h != 0 {
+    if reg.len() != cells * 4 || out_h == 0 || !cells.is_multiple_of(out_h) {
         bail!(
             "P-Net outputs disagree: {} probabilities, {} regressions, height {out_h}",
             prob.len(),

@@ -670,7 +670,7 @@ mod tests {
     #[test]
     fn a_flickering_tree_is_motion_unless_masked() {
         let tree = |seed: u32| {
-            let shade = if seed % 2 == 0 { 20 } else { 220 };
+            let shade = if seed.is_multiple_of(2) { 20 } else { 220 };
             with_box(scene(seed), 10, 10, 50, shade)
         };
         let mut open = settled(&MotionConfig::default());

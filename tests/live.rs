@@ -60,7 +60,7 @@ fn frame(scene: &Scene, index: u32, shot: Shot) -> RgbImage {
     if scene.tree {
         // Leaves: a dark and a light pattern, alternating every frame.
         let (tw, th) = (W / 5, H / 4);
-        let shade = if index % 2 == 0 { 30 } else { 200 };
+        let shade = if index.is_multiple_of(2) { 30 } else { 200 };
         for y in 10..10 + th {
             for x in 10..10 + tw {
                 let leaf = ((x / 6 + y / 5 + index) % 3) as u8 * 20;
