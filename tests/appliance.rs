@@ -58,12 +58,7 @@ impl Device {
     }
 
     fn doorman(&self, args: &[&str]) -> Output {
-        common::doorman()
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        common::doorman_with(&self.config, args)
     }
 
     /// `doorman --json check`: each check's name and whether it passed.

@@ -27,12 +27,7 @@ impl Env {
     }
 
     fn doorman(&self, args: &[&str]) -> Output {
-        common::doorman()
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        common::doorman_with(&self.config, args)
     }
 
     fn json_lines(&self, args: &[&str]) -> (Vec<Value>, Output) {

@@ -466,12 +466,7 @@ fn a_camera_child_that_dies_mid_frame_is_restarted_and_the_visit_is_still_decide
     )
     .unwrap();
 
-    let out = common::doorman()
-        .arg("--config")
-        .arg(&config)
-        .args(["--json", "run"])
-        .output()
-        .unwrap();
+    let out = common::doorman_with(&config, &["--json", "run"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let (events, counters) = split(&out);

@@ -44,12 +44,7 @@ impl Env {
     }
 
     fn doorman(&self, args: &[&str]) -> Output {
-        common::doorman()
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        common::doorman_with(&self.config, args)
     }
 
     /// Runs a command that must fail with exit code 2; its stderr.

@@ -111,14 +111,19 @@ pub fn doorman() -> std::process::Command {
     }
 }
 
-/// `doorman --config CONFIG ARGS...`, which must succeed; its output.
-pub fn doorman_ok(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = doorman()
+/// `doorman --config CONFIG ARGS...`; its output, whatever the exit code.
+pub fn doorman_with(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    doorman()
         .arg("--config")
         .arg(config)
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `doorman --config CONFIG ARGS...`, which must succeed; its output.
+pub fn doorman_ok(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = doorman_with(config, args);
     assert!(
         out.status.success(),
         "doorman {args:?}: {}",
