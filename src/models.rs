@@ -247,14 +247,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_model_error_advises_a_packaged_install_and_a_source_checkout() {
+    /// The whole error for a model file that is not in its folder.
+    fn missing_model_error() -> String {
         let dir = tempfile::tempdir().unwrap();
         let entry = ModelFile {
             file: "absent.onnx".into(),
             sha256: "0".repeat(64),
         };
-        let err = format!("{:#}", verified_path(dir.path(), &entry).unwrap_err());
+        format!("{:#}", verified_path(dir.path(), &entry).unwrap_err())
+    }
+
+    #[test]
+    fn a_model_error_advises_a_packaged_install_and_a_source_checkout() {
+        let err = missing_model_error();
         let package = format!(
             "sudo apt install --reinstall ./doorman_{}_arm64.deb",
             env!("CARGO_PKG_VERSION")
@@ -269,12 +274,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_the_path_and_the_rebuild_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let entry = ModelFile {
-            file: "absent.onnx".into(),
-            sha256: "0".repeat(64),
-        };
-        let err = format!("{:#}", verified_path(dir.path(), &entry).unwrap_err());
+        let err = missing_model_error();
         assert!(
             err.contains("absent.onnx") && err.contains("models/fetch"),
             "{err}"
